@@ -1,0 +1,41 @@
+"""Local response normalisation across channels (the NumPy twin of lrn.cu).
+
+Krizhevsky et al. 2012, section 3.3, used by the VGG paper's net A-LRN:
+
+    d[n, c, h, w] = k + alpha * sum_{c' in win(c)} x[n, c', h, w]**2
+    y = x * d**(-beta)
+
+with win(c) the ``size`` channels c - size//2 .. c + (size-1)//2 that exist.
+(PyTorch's LocalResponseNorm divides alpha by ``size``: its alpha is
+``size`` times ours.)  Differentiating, with g = dL/dy,
+
+    dx[c] = g[c] * d[c]**(-beta)
+            - 2 * alpha * beta * x[c] * sum_{c'' : c in win(c'')} g[c''] * x[c''] * d[c'']**(-beta-1)
+
+The second sum runs over the *transposed* window c - (size-1)//2 .. c + size//2.
+"""
+import numpy as np
+
+
+def channel_window_sum(a, before, after):
+    """s[:, c] = sum of a[:, c - before .. c + after] along axis 1, zero outside."""
+    n, c, h, w = a.shape
+    padded = np.zeros((n, c + before + after, h, w), dtype=a.dtype)
+    padded[:, before:before + c] = a
+    total = padded[:, 0:c].copy()
+    for shift in range(1, before + after + 1):
+        total += padded[:, shift:shift + c]
+    return total
+
+
+def lrn_forward(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
+    """Returns ``(y, d)``: the normalised output and the denominator base d."""
+    d = k + alpha * channel_window_sum(x * x, size // 2, (size - 1) // 2)
+    return x * d ** (-beta), d
+
+
+def lrn_backward(dy, x, d, size=5, alpha=1e-4, beta=0.75):
+    """Gradient of lrn_forward w.r.t. x, given its saved denominator ``d``."""
+    weighted = dy * x * d ** (-beta - 1)
+    spread = channel_window_sum(weighted, (size - 1) // 2, size // 2)
+    return dy * d ** (-beta) - 2 * alpha * beta * x * spread

@@ -1,0 +1,36 @@
+"""Fully connected layer, differentiable.
+
+    y = x @ w.T + b,     x (N, in), w (out, in), b (out,)
+    dx = dy @ w,   dw = dy.T @ x,   db = sum of dy over n
+
+Pure GEMMs: NumPy hands them to BLAS, CuPy to cuBLAS.
+"""
+from ..autograd import Function
+from ._dispatch import check_ndim
+
+
+class Linear(Function):
+    name = "linear"
+
+    def forward(self, x, w, *bias):
+        self.x, self.w = x, w
+        y = x @ w.T
+        if bias:
+            y += bias[0]
+        return y
+
+    def backward(self, grad):
+        grads = (grad @ self.w, grad.T @ self.x, grad.sum(axis=0))
+        return grads[:len(self.inputs)]
+
+
+def linear(x, w, b=None):
+    """x @ w.T + b for x (N, in), w (out, in), b (out,)."""
+    check_ndim("linear", "an input", x, 2, "(N, in_features)")
+    check_ndim("linear", "a weight", w, 2, "(out_features, in_features)")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"linear: input has {x.shape[1]} features but weight expects {w.shape[1]} "
+                         f"(input shape {tuple(x.shape)}, weight shape {tuple(w.shape)})")
+    if b is not None and tuple(b.shape) != (w.shape[0],):
+        raise ValueError(f"linear: expected a bias of shape ({w.shape[0]},), got {tuple(b.shape)}")
+    return Linear.apply(*((x, w) if b is None else (x, w, b)))

@@ -1,0 +1,33 @@
+"""Local response normalisation across channels (Krizhevsky et al. 2012), differentiable.
+
+    d = k + alpha * sum_{c' in win(c)} x[c']**2,     y = x * d**(-beta)
+
+over ``size`` neighbouring channels.  Note PyTorch's ``LocalResponseNorm``
+uses alpha/size; this is the paper's formula.  The gradient is derived in
+``kernels/lrn.py``.
+"""
+from ..autograd import Function
+from ._dispatch import check_ndim, kernels_for
+
+
+class LocalResponseNorm(Function):
+    name = "local_response_norm"
+
+    def forward(self, x, size, alpha, beta, k):
+        self.kernels = kernels_for(x)
+        y, self.d = self.kernels.lrn_forward(x, size, alpha, beta, k)
+        self.x, self.size, self.alpha, self.beta = x, size, alpha, beta
+        return y
+
+    def backward(self, grad):
+        return (self.kernels.lrn_backward(grad, self.x, self.d, self.size, self.alpha, self.beta),)
+
+
+def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
+    """Normalise each activation by the energy of its ``size`` neighbouring channels."""
+    check_ndim("local_response_norm", "an input", x, 4, "(N, C, H, W)")
+    if not (isinstance(size, int) and size >= 1):
+        raise ValueError(f"local_response_norm: expected an integer size >= 1, got {size!r}")
+    if k <= 0 or alpha < 0:
+        raise ValueError(f"local_response_norm: expected k > 0 and alpha >= 0, got k={k}, alpha={alpha}")
+    return LocalResponseNorm.apply(x, size=size, alpha=alpha, beta=beta, k=k)

@@ -1,0 +1,25 @@
+"""Packaging for minivgg.
+
+The hand-written kernels live in the top-level folder ``kernels/`` so that a
+learner finds them at once, but they are installed as ``minivgg.kernels``:
+no package named ``kernels`` ever lands in a user's site-packages.
+"""
+from setuptools import find_packages, setup
+
+PACKAGES = find_packages(include=["minivgg", "minivgg.*"]) + ["minivgg.kernels"]
+
+setup(
+    name="minivgg",
+    version="0.1.0",
+    description="A from-scratch deep-learning engine that reproduces the VGG paper",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=PACKAGES,
+    package_dir={"minivgg.kernels": "kernels"},
+    package_data={"minivgg.kernels": ["*.cu", "*.h"]},
+    install_requires=["numpy>=1.24", "pillow>=9"],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6.80"],
+    },
+)
