@@ -1,0 +1,138 @@
+"""Floor 3: ``Module`` and ``Parameter``, the containers that layers are made of.
+
+A Module owns Parameters (leaf tensors that training updates) and child
+Modules, registered simply by assigning them as attributes, in order.  From
+these it derives everything a model needs: the list of parameters with their
+dotted names, train/eval mode, saving and loading the weights as plain NumPy
+arrays, and moving them to another device.
+"""
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from ..autograd import Tensor
+from ..backend import device_of, move_array
+
+
+class Parameter(Tensor):
+    """A leaf tensor that requires a gradient: a weight or a bias."""
+
+    def __init__(self, data):
+        super().__init__(data, requires_grad=True)
+
+
+class Module:
+    """Base class of every layer and model; subclasses define ``forward``."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # --- walking the tree -------------------------------------------------
+    def named_modules(self, prefix=""):
+        """This module and every descendant, with dotted names, depth first."""
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        return [module for _, module in self.named_modules()]
+
+    def named_parameters(self):
+        """(dotted name, Parameter) for every parameter, in registration order."""
+        for prefix, module in self.named_modules():
+            for name, parameter in module._parameters.items():
+                yield (f"{prefix}.{name}" if prefix else name), parameter
+
+    def parameters(self):
+        return [parameter for _, parameter in self.named_parameters()]
+
+    def num_parameters(self):
+        return sum(int(p.size) for p in self.parameters())
+
+    def zero_grad(self):
+        for parameter in self.parameters():
+            parameter.grad = None
+
+    # --- modes and devices ----------------------------------------------------
+    def train(self, mode=True):
+        """Training mode (dropout active) or, with mode=False, evaluation mode."""
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def to(self, device):
+        """Move every parameter (in place: the Parameter objects stay the same) to ``device``."""
+        for parameter in self.parameters():
+            parameter.data = move_array(parameter.data, device)
+            parameter.grad = None if parameter.grad is None else move_array(parameter.grad, device)
+        return self
+
+    @property
+    def device(self):
+        parameters = self.parameters()
+        return device_of(parameters[0].data) if parameters else "cpu"
+
+    # --- weights as plain arrays ----------------------------------------------
+    def state_dict(self):
+        """An ordered {dotted name: NumPy array copy} of every parameter."""
+        return OrderedDict((name, np.array(p.numpy(), copy=True)) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state):
+        """Copy arrays from ``state`` into the parameters; the keys and shapes must match exactly."""
+        own = OrderedDict(self.named_parameters())
+        check_state_keys(type(self).__name__, own, state)
+        for name, parameter in own.items():
+            value = np.asarray(state[name])
+            if value.shape != parameter.shape:
+                raise ValueError(f"load_state_dict: {name} has shape {value.shape} in the state dict "
+                                 f"but {parameter.shape} in the model")
+            parameter.data = move_array(value.astype(parameter.dtype), parameter.device)
+        return self
+
+    def save(self, path):
+        """Write the weights to a ``.npz`` file, atomically (temporary file, then rename)."""
+        save_arrays(path, self.state_dict())
+
+    def load(self, path):
+        """Read weights written by ``save``."""
+        with np.load(path) as arrays:
+            return self.load_state_dict({name: arrays[name] for name in arrays.files})
+
+
+def check_state_keys(model_name, own, state):
+    missing = [name for name in own if name not in state]
+    extra = [name for name in state if name not in own]
+    if missing or extra:
+        raise KeyError(f"load_state_dict: the state dict does not fit {model_name}: "
+                       f"missing keys {missing}, unexpected keys {extra}")
+
+
+def save_arrays(path, arrays):
+    """``numpy.savez`` to ``path``, via a temporary file renamed into place (never half-written)."""
+    path = os.fspath(path)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "wb") as file:
+        np.savez(file, **arrays)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)

@@ -1,0 +1,60 @@
+"""``minivgg.summary``: a table of a model's layers, output shapes, parameters and FLOPs.
+
+FLOPs are forward floating-point operations for the given input shape, a
+multiply-add counting as two.  For VGG the table makes the paper's
+trade-off visible: the FC layers hold most of the parameters, the
+convolutions do most of the arithmetic.
+"""
+import numpy as np
+
+from .nn import Conv2d, Linear
+
+
+def leaf_layers(model):
+    """(dotted name, layer) for every module without children, in forward order."""
+    return [(name, module) for name, module in model.named_modules() if not module._modules]
+
+
+def summary(model, input_shape):
+    """The table as a string; ``input_shape`` is (C, H, W) or (N, C, H, W)."""
+    shape = tuple(input_shape)
+    if len(shape) == 3:
+        shape = (1,) + shape
+    if len(shape) != 4:
+        raise ValueError(f"summary: expected input_shape (C, H, W) or (N, C, H, W), got {tuple(input_shape)}")
+    rows, totals = [], {"params": 0, "flops": 0, "conv": [0, 0], "fc": [0, 0]}
+    for name, layer in leaf_layers(model):
+        if len(shape) == 4 and isinstance(layer, Linear):
+            shape = (shape[0], int(np.prod(shape[1:])))  # the flatten between features and classifier
+        params = sum(int(p.size) for p in layer.parameters())
+        flops = layer.flops(shape)
+        shape = layer.output_shape(shape)
+        rows.append((name, repr(layer), str(shape), params, flops))
+        totals["params"] += params
+        totals["flops"] += flops
+        kind = "conv" if isinstance(layer, Conv2d) else "fc" if isinstance(layer, Linear) else None
+        if kind:
+            totals[kind][0] += params
+            totals[kind][1] += flops
+    return format_table(rows, totals, input_shape)
+
+
+def format_table(rows, totals, input_shape):
+    header = ("layer", "type", "output shape", "params", "FLOPs")
+    body = [(n, t, s, f"{p:,}", f"{f:,}") for n, t, s, p, f in rows]
+    widths = [max(len(str(r[i])) for r in [header] + body) for i in range(5)]
+    line = "  ".join("{:<%d}" % w if i < 3 else "{:>%d}" % w for i, w in enumerate(widths))
+    out = [f"input {tuple(input_shape)}", line.format(*header), "-" * (sum(widths) + 8)]
+    out += [line.format(*r) for r in body]
+    out.append("-" * (sum(widths) + 8))
+    out.append(f"total: {totals['params']:,} parameters, {totals['flops']:,} FLOPs "
+               f"({totals['flops'] / 1e9:.3f} GFLOPs)")
+    for kind, label in (("conv", "convolutions"), ("fc", "fully connected")):
+        params, flops = totals[kind]
+        out.append(f"{label}: {share(params, totals['params'])} of parameters, "
+                   f"{share(flops, totals['flops'])} of FLOPs")
+    return "\n".join(out)
+
+
+def share(part, whole):
+    return f"{100.0 * part / whole:.1f}%" if whole else "0%"
