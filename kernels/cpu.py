@@ -9,9 +9,11 @@ from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from .lrn import lrn_backward, lrn_forward
 from .pool import max_pool_backward, max_pool_forward
+from .sgd import sgd_update
 
 __all__ = [
     "bias_grad", "col2im", "conv2d_backward", "conv2d_forward", "dropout_backward", "dropout_forward",
     "dropout_mask", "im2col", "lrn_backward", "lrn_forward", "max_pool_backward", "max_pool_forward",
-    "relu_backward", "relu_forward", "softmax_cross_entropy_backward", "softmax_cross_entropy_forward",
+    "relu_backward", "relu_forward", "sgd_update", "softmax_cross_entropy_backward",
+    "softmax_cross_entropy_forward",
 ]

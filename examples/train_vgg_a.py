@@ -1,0 +1,132 @@
+"""Train VGG-A (or any configuration of Table 1) with the paper's recipe.
+
+    python examples/train_vgg_a.py                      # VGG-A, width 1/4, Fashion-MNIST
+    python examples/train_vgg_a.py --width 1 --epochs 74 # the paper's widths
+    python examples/train_vgg_a.py --config D --warm-start runs/vgg_a/checkpoint.npz
+
+The recipe (section 3.1 of the paper): SGD with momentum 0.9 and weight
+decay 5e-4, dropout 0.5 on the first two FC layers, the learning rate
+divided by 10 when the validation accuracy stops improving (at most three
+times), random crops of rescaled images (optionally with the scale S
+jittered per image), random horizontal flips, the RGB colour shift on
+colour data, and mean subtraction.  The 28x28 Fashion-MNIST images are
+zero-padded to 32x32 so that the five max-pools divide them evenly.
+
+Everything is written to --out: log.jsonl, curves.png, checkpoint.npz and
+result.json (the final test errors).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+from minivgg import data, models, summary
+from minivgg.optim import SGD, PlateauSchedule
+from minivgg.train import Trainer, read_checkpoint
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", default="A", choices=list(models.TABLE_1), help="row of the paper's Table 1")
+    parser.add_argument("--width", type=float, default=0.25, help="channel multiplier; 1 is the paper's network")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.01, help="initial learning rate (the paper: 0.01)")
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--patience", type=int, default=1, help="epochs without improvement before lr /= 10")
+    parser.add_argument("--init", default="glorot", choices=["paper", "glorot"],
+                        help="'paper': N(0, 0.01^2); 'glorot': Glorot uniform (trains from scratch)")
+    parser.add_argument("--warm-start", metavar="CHECKPOINT", help="initialise from a trained net A (section 3.1)")
+    parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "cifar10", "folder"])
+    parser.add_argument("--data", help="data directory (default for Fashion-MNIST: the Debian package's)")
+    parser.add_argument("--download", action="store_true", help="fetch Fashion-MNIST if it is missing")
+    parser.add_argument("--train-size", type=int, default=32, help="side of the training crops")
+    parser.add_argument("--scale", default="32", help="training scale S, or S_min,S_max for scale jittering")
+    parser.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
+    parser.add_argument("--limit", type=int, help="train on a random subset of this many images (smoke runs)")
+    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'cuda:<i>'")
+    parser.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/vgg_a")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def load_dataset(args):
+    """(train images, train labels), (test images, test labels), class count: uint8 NCHW arrays."""
+    if args.dataset == "fashion-mnist":
+        train = data.load_fashion_mnist("train", args.data, args.download)
+        test = data.load_fashion_mnist("test", args.data, args.download)
+        return train, test, len(data.FASHION_MNIST_CLASSES)
+    if args.data is None:
+        sys.exit(f"train_vgg_a: --dataset {args.dataset} needs --data DIR")
+    if args.dataset == "cifar10":
+        return data.load_cifar10(args.data, "train"), data.load_cifar10(args.data, "test"), 10
+    train, test = (data.ImageFolder(os.path.join(args.data, part)) for part in ("train", "val"))
+    return (train.images, train.labels), (test.images, test.labels), len(train.classes)
+
+
+def parse_scale(text):
+    values = [int(v) for v in text.split(",")]
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def make_loaders(args, train, test):
+    (images, labels), val = data.train_val_split(*train, args.val_size, seed=args.seed)
+    if args.limit:
+        images, labels = data.random_subset(images, labels, args.limit, seed=args.seed)
+    mean = data.compute_mean(images)
+    pca = data.compute_pca(images) if images[0].shape[0] == 3 else None
+    train_transform = data.TrainTransform(args.train_size, parse_scale(args.scale), flip=True, pca=pca, mean=mean)
+    test_transform = data.TestTransform(args.train_size, mean=mean)
+    loader = data.DataLoader(images, labels, args.batch_size, train_transform, shuffle=True, seed=args.seed)
+    val_loader = data.DataLoader(*val, 256, test_transform, shuffle=False)
+    test_loader = data.DataLoader(*test, 256, test_transform, shuffle=False)
+    return loader, val_loader, test_loader
+
+
+def build_model(args, num_classes, in_channels):
+    model = models.vgg(args.config, num_classes, in_channels, args.train_size, args.width, args.init, args.seed)
+    if args.warm_start:
+        state, _, meta = read_checkpoint(args.warm_start)
+        shallow = models.vgg(meta["model"]["config"], num_classes, in_channels, args.train_size, args.width)
+        shallow.load_state_dict(state)
+        models.warm_start(model, shallow)
+    return model.to(args.device)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    train, test, num_classes = load_dataset(args)
+    loader, val_loader, test_loader = make_loaders(args, train, test)
+    model = build_model(args, num_classes, in_channels=train[0][0].shape[0])
+    print(summary(model, (model.in_channels, args.train_size, args.train_size)))
+    optimizer = SGD(model.parameters(), args.lr, args.momentum, args.weight_decay)
+    schedule = PlateauSchedule(optimizer, patience=args.patience)
+    meta = {"config": args.config, "width": args.width, "num_classes": num_classes, "input_size": args.train_size,
+            "in_channels": model.in_channels, "scale": args.scale}
+    trainer = Trainer(model, optimizer, schedule, loader, val_loader, args.out, args.device, args.seed,
+                      progress=not args.no_progress, meta=meta)
+    if args.resume:
+        trainer.load_checkpoint()
+        print(f"resumed from epoch {trainer.epoch} of {args.out}")
+    start = time.perf_counter()
+    history = trainer.fit(args.epochs)
+    test_stats = trainer.evaluate(test_loader)
+    result = {"test_top1_error": test_stats["top1_error"], "test_top5_error": test_stats["top5_error"],
+              "test_accuracy": 1 - test_stats["top1_error"], "epochs": trainer.epoch,
+              "wall_seconds_this_run": time.perf_counter() - start,
+              "train_images_per_second": [h["images_per_second"] for h in history], **meta}
+    with open(os.path.join(args.out, "result.json"), "w", encoding="utf-8") as out:
+        json.dump(result, out, indent=2)
+    print(f"test accuracy {result['test_accuracy']:.4f} (top-1 error {result['test_top1_error']:.4f}, "
+          f"top-5 error {result['test_top5_error']:.4f}) after {trainer.epoch} epochs; "
+          f"curves in {os.path.join(args.out, 'curves.png')}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""Floor 5: the training loop of the paper, with validation, logs, plots and checkpoints.
+
+One epoch is: for every batch, forward, softmax cross-entropy, backward, one
+SGD step.  After each epoch the model is evaluated on the validation set
+(top-1 and top-5 error), the learning-rate schedule sees the validation
+accuracy, a line is appended to ``log.jsonl``, the curves are redrawn in
+``curves.png`` and a checkpoint is written atomically to ``checkpoint.npz``.
+
+Randomness has no hidden state: the data order and augmentation are keyed by
+(seed, epoch, sample) in the loader, and dropout by (seed, step, layer,
+sample) in the kernel.  So a checkpoint needs only the weights, the
+velocities, the schedule, the epoch and the step counter to resume a run
+exactly, bit for bit.
+"""
+import json
+import math
+import os
+import time
+
+import numpy as np
+
+from . import functional as F
+from .autograd import Tensor, no_grad
+from .backend import move_array
+from .nn import save_arrays, set_dropout_state
+
+CHECKPOINT = "checkpoint.npz"
+LOG = "log.jsonl"
+PLOT = "curves.png"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def top_k_errors(logits, labels, ks=(1, 5)):
+    """Number of samples whose label is not among the k highest logits, for each k."""
+    xp_logits = logits.get() if hasattr(logits, "get") else logits
+    labels = labels.get() if hasattr(labels, "get") else labels
+    ranked = np.argsort(-xp_logits, axis=1, kind="stable")
+    errors = []
+    for k in ks:
+        hit = (ranked[:, :min(k, ranked.shape[1])] == labels[:, None]).any(axis=1)
+        errors.append(int((~hit).sum()))
+    return errors
+
+
+class Trainer:
+    """Trains ``model`` with ``optimizer`` and ``schedule`` on batches of (x, labels, indices).
+
+    ``train_loader`` and ``val_loader`` yield ``(x, labels, indices)`` and
+    have ``set_epoch(e)`` and ``len()`` (see ``minivgg.data.DataLoader``).
+    Everything the run writes goes to ``out_dir``.
+    """
+
+    def __init__(self, model, optimizer, schedule, train_loader, val_loader, out_dir, device="cpu", seed=0,
+                 progress=True, meta=None):
+        self.model, self.optimizer, self.schedule = model, optimizer, schedule
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.out_dir, self.device, self.seed, self.progress = out_dir, device, seed, progress
+        self.meta = meta or {}  # how to rebuild the model: stored in the checkpoint
+        self.epoch, self.step, self.history = 0, 0, []
+        os.makedirs(out_dir, exist_ok=True)
+
+    # --- the loop --------------------------------------------------------------
+    def fit(self, epochs):
+        """Train until ``epochs`` epochs are done or the schedule stops; returns the history."""
+        while self.epoch < epochs and not self.schedule.finished:
+            train_stats = self.train_epoch()
+            val_stats = self.evaluate(self.val_loader)
+            self.epoch += 1
+            go_on = self.schedule.step(1.0 - val_stats["top1_error"])
+            record = {"epoch": self.epoch, "lr": self.optimizer.lr, **train_stats,
+                      **{f"val_{k}": v for k, v in val_stats.items()}}
+            self.history.append(record)
+            self.write_log(record)
+            self.save_checkpoint()
+            plot_curves(self.history, os.path.join(self.out_dir, PLOT))
+            if not go_on:
+                break
+        return self.history
+
+    def train_epoch(self):
+        self.model.train()
+        self.train_loader.set_epoch(self.epoch)
+        totals = {"loss": 0.0, "correct": 0, "seen": 0}
+        start = time.perf_counter()
+        with progress_bar(len(self.train_loader), f"epoch {self.epoch + 1}", self.progress) as bar:
+            for x, labels, _ in self.train_loader:
+                loss, correct = self.train_step(x, labels)
+                totals["loss"] += loss * len(labels)
+                totals["correct"] += correct
+                totals["seen"] += len(labels)
+                elapsed = time.perf_counter() - start
+                bar.update(1, loss=loss, acc=totals["correct"] / totals["seen"], ips=totals["seen"] / elapsed)
+        seconds = time.perf_counter() - start
+        return {"train_loss": totals["loss"] / totals["seen"], "train_accuracy": totals["correct"] / totals["seen"],
+                "images_per_second": totals["seen"] / seconds, "epoch_seconds": seconds}
+
+    def train_step(self, x, labels):
+        """One SGD step on a batch; returns (loss, number of correct top-1 predictions)."""
+        set_dropout_state(self.model, seed=self.seed, step=self.step, sample_offset=0)
+        x, labels = self.to_device(x), move_array(labels, self.device)
+        logits = self.model(Tensor(x))
+        loss = F.softmax_cross_entropy(logits, labels)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"train: the loss became {value} at epoch {self.epoch + 1}, step {self.step}; stopping. The last "
+                f"good checkpoint is {os.path.join(self.out_dir, CHECKPOINT)} (try a smaller --lr)")
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return value, int((logits.data.argmax(axis=1) == labels).sum())
+
+    def evaluate(self, loader):
+        """Mean loss and top-1 / top-5 error of the model on ``loader``, in evaluation mode."""
+        self.model.eval()
+        loader.set_epoch(0)
+        loss_sum, errors, seen = 0.0, np.zeros(2), 0
+        with no_grad():
+            for x, labels, _ in loader:
+                logits = self.model(Tensor(self.to_device(x)))
+                device_labels = move_array(labels, self.device)
+                loss_sum += F.softmax_cross_entropy(logits, device_labels).item() * len(labels)
+                errors += top_k_errors(logits.data, labels)
+                seen += len(labels)
+        self.model.train()
+        return {"loss": loss_sum / seen, "top1_error": errors[0] / seen, "top5_error": errors[1] / seen}
+
+    def to_device(self, x):
+        return x if self.device == "cpu" else move_array(x, self.device)
+
+    # --- what the run leaves behind ------------------------------------------------
+    def write_log(self, record):
+        with open(os.path.join(self.out_dir, LOG), "a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
+
+    def save_checkpoint(self, path=None):
+        """Weights, velocities, schedule, counters and history, written atomically."""
+        arrays = {f"model/{name}": value for name, value in self.model.state_dict().items()}
+        optimizer_state = self.optimizer.state_dict()
+        for index, velocity in enumerate(optimizer_state.pop("velocities")):
+            if velocity is not None:
+                arrays[f"velocity/{index}"] = velocity
+        meta = {"epoch": self.epoch, "step": self.step, "seed": self.seed, "optimizer": optimizer_state,
+                "schedule": self.schedule.state_dict(), "history": self.history, "model": self.meta}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+        save_arrays(path or os.path.join(self.out_dir, CHECKPOINT), arrays)
+
+    def load_checkpoint(self, path=None):
+        """Restore a run written by ``save_checkpoint``, to continue it with ``fit``."""
+        path = path or os.path.join(self.out_dir, CHECKPOINT)
+        model_state, velocities, meta = read_checkpoint(path)
+        if meta["seed"] != self.seed:
+            raise ValueError(f"resume: the checkpoint {path} was trained with seed {meta['seed']}, "
+                             f"but this run has seed {self.seed}")
+        self.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict({**meta["optimizer"], "velocities": velocities})
+        self.schedule.load_state_dict(meta["schedule"])
+        self.epoch, self.step, self.history = meta["epoch"], meta["step"], meta["history"]
+
+
+def read_checkpoint(path):
+    """(model state dict, list of velocities or None, metadata) from a checkpoint file."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"resume: no checkpoint at {path}")
+    with np.load(path) as arrays:
+        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+        model_state = {name[len("model/"):]: arrays[name] for name in arrays.files if name.startswith("model/")}
+        velocities = [arrays[f"velocity/{i}"] if f"velocity/{i}" in arrays.files else None
+                      for i in range(len(model_state))]
+    return model_state, velocities, meta
+
+
+class progress_bar:
+    """A tqdm bar when tqdm is installed and ``enabled``; otherwise nothing is drawn."""
+
+    def __init__(self, total, description, enabled):
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, desc=description, unit="batch", dynamic_ncols=True)
+            except ImportError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+    def update(self, steps, **values):
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+            self.bar.update(steps)
+
+
+def plot_curves(history, path):
+    """Loss and error curves per epoch as a PNG (needs matplotlib; skipped quietly without it)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    epochs = [h["epoch"] for h in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    left.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
+    left.set(xlabel="epoch", ylabel="softmax cross-entropy", title="loss")
+    right.plot(epochs, [1 - h["train_accuracy"] for h in history], "o-", label="train top-1")
+    right.plot(epochs, [h["val_top1_error"] for h in history], "o-", label="validation top-1")
+    right.plot(epochs, [h["val_top5_error"] for h in history], "o-", label="validation top-5")
+    right.set(xlabel="epoch", ylabel="error", title="error")
+    for axes in (left, right):
+        axes.legend()
+        axes.grid(alpha=0.3)
+    figure.tight_layout()
+    temporary = f"{path}.tmp-{os.getpid()}.png"
+    figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+    os.replace(temporary, path)
+    return path
