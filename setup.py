@@ -18,8 +18,12 @@ setup(
     packages=PACKAGES,
     package_dir={"minivgg.kernels": "kernels"},
     package_data={"minivgg.kernels": ["*.cu", "*.h"]},
-    install_requires=["numpy>=1.24", "pillow>=9"],
+    install_requires=["numpy>=1.24", "pillow>=9.1"],
     extras_require={
+        # progress bar and loss/error plot of the trainer (both optional)
+        "train": ["tqdm>=4.60", "matplotlib>=3.5"],
         "test": ["pytest>=7", "hypothesis>=6.80"],
+        # the PyTorch oracle of the parity tests, and loading torchvision's .pth weights
+        "torch": ["torch>=2.1"],
     },
 )

@@ -127,7 +127,7 @@ class Trainer:
                 errors += top_k_errors(logits.data, labels)
                 seen += len(labels)
         self.model.train()
-        return {"loss": loss_sum / seen, "top1_error": errors[0] / seen, "top5_error": errors[1] / seen}
+        return {"loss": loss_sum / seen, "top1_error": float(errors[0] / seen), "top5_error": float(errors[1] / seen)}
 
     def to_device(self, x):
         return x if self.device == "cpu" else move_array(x, self.device)
