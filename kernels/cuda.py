@@ -22,7 +22,6 @@ import numpy as np
 
 from .conv import conv_output_size
 from .dropout import keep_threshold
-from .sgd import check_sgd_arrays
 
 KERNEL_DIR = Path(__file__).resolve().parent
 
@@ -416,8 +415,18 @@ def lrn_backward(dy, x, d, size=5, alpha=1e-4, beta=0.75):
 # ---- SGD (sgd.cu) ------------------------------------------------------------------
 
 def sgd_update(param, grad, velocity, lr, momentum, weight_decay):
-    """One SGD step on ``param`` and ``velocity``, in place, in one fused pass; returns None."""
-    check_sgd_arrays(param, grad, velocity)
+    """One SGD step on ``param`` and ``velocity``, in place, in one fused pass; returns None.
+
+    Unlike the NumPy twin, ``grad`` is left as it was (no scratch space is needed).
+    """
+    for name, array in (("grad", grad), ("velocity", velocity)):
+        if array.shape != param.shape or array.dtype != param.dtype:
+            raise ValueError(f"sgd_update: {name} has shape {array.shape} and dtype {array.dtype}, "
+                             f"but param has shape {param.shape} and dtype {param.dtype}")
+    if not is_dense(param) or velocity.strides != param.strides:
+        raise ValueError(f"sgd_update: param and velocity are updated in place, so they must be dense "
+                         f"with the same strides, got {param.strides} and {velocity.strides}")
     t = param.dtype.type
     launch("sgd_update", param.dtype, grid_for(param.size), (BLOCK,),
-           (param, grad, velocity, *indices(param.size), t(lr), t(momentum), t(weight_decay)))
+           (param, with_layout(grad, param), velocity, *indices(param.size),
+            t(lr), t(momentum), t(weight_decay)))
