@@ -18,7 +18,6 @@ result.json (the final test errors).
 import argparse
 import json
 import os
-import sys
 import time
 
 from minivgg import data, models, summary
@@ -40,7 +39,8 @@ def parse_args(argv=None):
     parser.add_argument("--init", default="glorot", choices=["paper", "glorot"],
                         help="'paper': N(0, 0.01^2); 'glorot': Glorot uniform (trains from scratch)")
     parser.add_argument("--warm-start", metavar="CHECKPOINT", help="initialise from a trained net A (section 3.1)")
-    parser.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "cifar10", "folder"])
+    parser.add_argument("--dataset", default="fashion-mnist", choices=data.DATASETS,
+                        help="'folder': --data holds train/<class>/<image> and val/<class>/<image>")
     parser.add_argument("--data", help="data directory (default for Fashion-MNIST: the Debian package's)")
     parser.add_argument("--download", action="store_true", help="fetch Fashion-MNIST if it is missing")
     parser.add_argument("--train-size", type=int, default=32, help="side of the training crops")
@@ -53,20 +53,6 @@ def parse_args(argv=None):
     parser.add_argument("--out", default="runs/vgg_a")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
-
-
-def load_dataset(args):
-    """(train images, train labels), (test images, test labels), class count: uint8 NCHW arrays."""
-    if args.dataset == "fashion-mnist":
-        train = data.load_fashion_mnist("train", args.data, args.download)
-        test = data.load_fashion_mnist("test", args.data, args.download)
-        return train, test, len(data.FASHION_MNIST_CLASSES)
-    if args.data is None:
-        sys.exit(f"train_vgg_a: --dataset {args.dataset} needs --data DIR")
-    if args.dataset == "cifar10":
-        return data.load_cifar10(args.data, "train"), data.load_cifar10(args.data, "test"), 10
-    train, test = (data.ImageFolder(os.path.join(args.data, part)) for part in ("train", "val"))
-    return (train.images, train.labels), (test.images, test.labels), len(train.classes)
 
 
 def parse_scale(text):
@@ -85,7 +71,7 @@ def make_loaders(args, train, test):
     loader = data.DataLoader(images, labels, args.batch_size, train_transform, shuffle=True, seed=args.seed)
     val_loader = data.DataLoader(*val, 256, test_transform, shuffle=False)
     test_loader = data.DataLoader(*test, 256, test_transform, shuffle=False)
-    return loader, val_loader, test_loader
+    return loader, val_loader, test_loader, mean
 
 
 def build_model(args, num_classes, in_channels):
@@ -100,14 +86,16 @@ def build_model(args, num_classes, in_channels):
 
 def main(argv=None):
     args = parse_args(argv)
-    train, test, num_classes = load_dataset(args)
-    loader, val_loader, test_loader = make_loaders(args, train, test)
+    train, num_classes = data.load_split(args.dataset, "train", args.data, args.download)
+    test, _ = data.load_split(args.dataset, "test", args.data, args.download)
+    loader, val_loader, test_loader, mean = make_loaders(args, train, test)
     model = build_model(args, num_classes, in_channels=train[0][0].shape[0])
     print(summary(model, (model.in_channels, args.train_size, args.train_size)))
     optimizer = SGD(model.parameters(), args.lr, args.momentum, args.weight_decay)
     schedule = PlateauSchedule(optimizer, patience=args.patience)
     meta = {"config": args.config, "width": args.width, "num_classes": num_classes, "input_size": args.train_size,
-            "in_channels": model.in_channels, "scale": args.scale}
+            "in_channels": model.in_channels, "scale": args.scale, "dataset": args.dataset,
+            "mean": [float(m) for m in mean]}
     trainer = Trainer(model, optimizer, schedule, loader, val_loader, args.out, args.device, args.seed,
                       progress=not args.no_progress, meta=meta)
     if args.resume:

@@ -22,6 +22,7 @@ import numpy as np
 from . import functional as F
 from .autograd import Tensor, no_grad
 from .backend import move_array
+from .metrics import top_k_error
 from .nn import save_arrays, set_dropout_state
 
 CHECKPOINT = "checkpoint.npz"
@@ -31,18 +32,6 @@ PLOT = "curves.png"
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-def top_k_errors(logits, labels, ks=(1, 5)):
-    """Number of samples whose label is not among the k highest logits, for each k."""
-    xp_logits = logits.get() if hasattr(logits, "get") else logits
-    labels = labels.get() if hasattr(labels, "get") else labels
-    ranked = np.argsort(-xp_logits, axis=1, kind="stable")
-    errors = []
-    for k in ks:
-        hit = (ranked[:, :min(k, ranked.shape[1])] == labels[:, None]).any(axis=1)
-        errors.append(int((~hit).sum()))
-    return errors
 
 
 class Trainer:
@@ -124,7 +113,7 @@ class Trainer:
                 logits = self.model(Tensor(self.to_device(x)))
                 device_labels = move_array(labels, self.device)
                 loss_sum += F.softmax_cross_entropy(logits, device_labels).item() * len(labels)
-                errors += top_k_errors(logits.data, labels)
+                errors += [top_k_error(logits.data, labels, k) * len(labels) for k in (1, 5)]
                 seen += len(labels)
         self.model.train()
         return {"loss": loss_sum / seen, "top1_error": float(errors[0] / seen), "top5_error": float(errors[1] / seen)}

@@ -1,0 +1,117 @@
+"""Evaluate trained VGG checkpoints with the paper's test protocol (Tables 3 to 6).
+
+    python examples/evaluate_vgg.py runs/fixed/checkpoint.npz runs/jitter/checkpoint.npz
+
+For each checkpoint: single-scale evaluation (one test scale Q) and
+multi-scale evaluation (several Q), each by a central crop, dense
+evaluation, multi-crop evaluation, and dense + multi-crop.  The test scales
+follow the paper's rule: for a net trained at a fixed S, Q = S single-scale
+and {S - d, S, S + d} multi-scale; for a net trained with S jittered in
+[S_min, S_max], Q = (S_min + S_max)/2 and {S_min, (S_min + S_max)/2, S_max}.
+The paper's d is 32 at S = 256..384; --scale-step sets it for smaller
+images.  Scales below the training size are dropped.  With several
+checkpoints, their multi-scale posteriors are also fused.
+
+The table is printed and written as JSON to --out.
+"""
+import argparse
+import json
+
+import numpy as np
+
+from minivgg import data, models
+from minivgg.evaluate import METHODS, check_fusable, fuse, posteriors, top_k_error
+from minivgg.train import read_checkpoint
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("checkpoints", nargs="+", help="checkpoint.npz files written by train_vgg_a.py")
+    parser.add_argument("--dataset", default="fashion-mnist", choices=data.DATASETS)
+    parser.add_argument("--data", help="data directory (default for Fashion-MNIST: the Debian package's)")
+    parser.add_argument("--limit", type=int, help="evaluate on the first N test images only")
+    parser.add_argument("--scale-step", type=int, default=4, help="d in {S-d, S, S+d} for fixed-S nets")
+    parser.add_argument("--grid", type=int, default=5, help="multi-crop grid per side (the paper: 5)")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="evaluation.json")
+    return parser.parse_args(argv)
+
+
+def load_net(path, device):
+    """The model, its training mean and its metadata from a checkpoint."""
+    state, _, meta = read_checkpoint(path)
+    info = meta["model"]
+    model = models.vgg(info["config"], info["num_classes"], info["in_channels"], info["input_size"], info["width"])
+    model.load_state_dict(state)
+    return model.to(device).eval(), np.asarray(info["mean"], dtype=np.float32), info
+
+
+def test_scales(train_scale, train_size, step):
+    """(single-scale Q, multi-scale Qs) by the paper's rule, at least the training size."""
+    values = [int(v) for v in str(train_scale).split(",")]
+    if len(values) == 1:
+        s = values[0]
+        single, multi = s, [s - step, s, s + step]
+    else:
+        low, high = values
+        single = (low + high) // 2
+        multi = [low, single, high]
+    return single, [q for q in multi if q >= train_size]
+
+
+def evaluate_checkpoint(path, images, labels, methods, args):
+    """Table rows and the multi-scale posteriors of each method, for one checkpoint."""
+    model, mean, info = load_net(path, args.device)
+    single, multi = test_scales(info["scale"], info["input_size"], args.scale_step)
+    rows, kept = [], {}
+    for scales in ([single], multi):
+        for method in methods:
+            p = posteriors(model, images, method, scales, mean, args.grid, True, args.device)
+            rows.append(row(f"VGG-{info['config']}", info["scale"], scales, method, p, labels))
+            kept[method] = p
+    return rows, kept, model
+
+
+def row(net, train_scale, scales, method, p, labels):
+    return {"net": net, "train_scale": str(train_scale), "test_scales": ",".join(map(str, scales)),
+            "method": method, "top1_error": top_k_error(p, labels, 1), "top5_error": top_k_error(p, labels, 5)}
+
+
+def format_table(rows):
+    header = f"{'net':<12} {'train S':<9} {'test Q':<12} {'method':<18} {'top-1 err':>9} {'top-5 err':>9}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(f"{r['net']:<12} {r['train_scale']:<9} {r['test_scales']:<12} {r['method']:<18} "
+                     f"{100 * r['top1_error']:>8.2f}% {100 * r['top5_error']:>8.2f}%")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    methods = args.methods.split(",")
+    (images, labels), _ = data.load_split(args.dataset, "test", args.data)
+    if args.limit:
+        images, labels = images[:args.limit], labels[:args.limit]
+    rows, fused, nets, train_scales = [], {}, [], []
+    for path in args.checkpoints:
+        new_rows, kept, model = evaluate_checkpoint(path, images, labels, methods, args)
+        rows += new_rows
+        nets.append(model)
+        train_scales.append(new_rows[0]["train_scale"])
+        for method, p in kept.items():
+            fused.setdefault(method, []).append(p)
+    if len(args.checkpoints) > 1:
+        check_fusable(nets)
+        for method, sets in fused.items():
+            rows.append(row("fusion", " + ".join(train_scales), ["multi"], method, fuse(sets), labels))
+    table = format_table(rows)
+    print(f"{len(labels)} {args.dataset} test images\n{table}")
+    with open(args.out, "w", encoding="utf-8") as out:
+        json.dump({"images": len(labels), "rows": rows, "checkpoints": args.checkpoints}, out, indent=2)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
