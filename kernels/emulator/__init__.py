@@ -14,6 +14,14 @@ For every name expression the library exports one C function,
 where ``args[k]`` points to the k-th kernel argument, as in the CUDA driver's
 cuLaunchKernel.  Compiled libraries are cached on disk, keyed by a hash of
 everything that went into them, so a second process starts at once.
+
+To step through a kernel, build without optimisation and run under gdb:
+
+    MINIVGG_EMULATOR_DEBUG=1 gdb --args "$(python -c 'import sys; print(sys.executable)')" my_script.py
+    (gdb) set breakpoint pending on
+    (gdb) break activation.cu:10        # stops in each CUDA thread in turn
+    (gdb) run
+    (gdb) print threadIdx
 """
 import ctypes
 import hashlib
@@ -27,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-CXX_FLAGS = ("-std=c++17", "-O2", "-shared", "-fPIC",
+CXX_FLAGS = ("-std=c++17", "-shared", "-fPIC",
              # no fused multiply-add: round each operation the way NumPy does
              "-ffp-contract=off")
 
@@ -61,6 +69,14 @@ def compiler():
     return name
 
 
+def compiler_flags():
+    """g++ flags: optimised, or with MINIVGG_EMULATOR_DEBUG=1 unoptimised with debug
+    information, so that gdb can step through a kernel line by line."""
+    if os.environ.get("MINIVGG_EMULATOR_DEBUG") == "1":
+        return (*CXX_FLAGS, "-O0", "-g")
+    return (*CXX_FLAGS, "-O2")
+
+
 def wrapper_source(source_path, name_expressions):
     """The C++ translation unit: the header, the .cu file, one exported launcher per kernel."""
     lines = ['#include "cuda_emu.h"', f'#include "{Path(source_path).name}"', ""]
@@ -77,7 +93,8 @@ def build(source_path, name_expressions, include_dirs=()):
     include_dirs = [HERE, source_path.parent, *map(Path, include_dirs)]
     wrapper = wrapper_source(source_path, name_expressions)
     digest = hashlib.sha256(wrapper.encode())
-    digest.update(" ".join(CXX_FLAGS).encode())
+    flags = compiler_flags()
+    digest.update(" ".join(flags).encode())
     for path in [source_path, *sorted(p for d in include_dirs for p in Path(d).glob("*.h"))]:
         digest.update(path.read_bytes())
     library = cache_dir() / f"{source_path.stem}-{digest.hexdigest()[:20]}.so"
@@ -87,7 +104,7 @@ def build(source_path, name_expressions, include_dirs=()):
     with tempfile.TemporaryDirectory() as work:
         cpp = Path(work) / "wrapper.cpp"
         cpp.write_text(wrapper)
-        command = [compiler(), *CXX_FLAGS, *(f"-I{d}" for d in include_dirs),
+        command = [compiler(), *flags, *(f"-I{d}" for d in include_dirs),
                    str(cpp), "-o", str(partial)]
         result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
