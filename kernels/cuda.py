@@ -190,7 +190,7 @@ def empty_with_layout(like, dtype=None):
     """An uninitialised array shaped like dense ``like``, its axes in the same memory order."""
     slowest_first = sorted(range(like.ndim), key=lambda axis: like.strides[axis], reverse=True)
     buffer = array_module(like).empty([like.shape[a] for a in slowest_first],
-                                      dtype=dtype or like.dtype)
+                                      dtype=like.dtype if dtype is None else dtype)
     return buffer.transpose(np.argsort(slowest_first).tolist())
 
 
