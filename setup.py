@@ -23,6 +23,8 @@ setup(
         # progress bar and loss/error plot of the trainer (both optional)
         "train": ["tqdm>=4.60", "matplotlib>=3.5"],
         "test": ["pytest>=7", "hypothesis>=6.80"],
+        # data parallel across processes and machines
+        "dist": ["mpi4py>=3.1", "mpich"],
         # the PyTorch oracle of the parity tests, and loading torchvision's .pth weights
         "torch": ["torch>=2.1"],
     },

@@ -5,7 +5,7 @@
 #   bash setup.sh          # for training: minivgg, tqdm, matplotlib, the dataset
 #   bash setup.sh --test   # also what the tests need: pytest, hypothesis, the
 #                          # PyTorch oracle (CPU), g++ for the CUDA emulator,
-#                          # CuPy and NVRTC for the CUDA compile check
+#                          # CuPy and NVRTC for the CUDA compile check, MPI
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,7 +21,7 @@ fi
 
 extras="train"
 if [ "${1:-}" = "--test" ]; then
-    extras="train,test"
+    extras="train,test,dist"
     command -v g++ >/dev/null || apt_install g++
     python -m pip install -q "torch==2.13.0"
 fi

@@ -20,7 +20,7 @@ import json
 import os
 import time
 
-from minivgg import data, models, summary
+from minivgg import data, models, parallel, summary
 from minivgg.optim import SGD, PlateauSchedule
 from minivgg.train import Trainer, read_checkpoint
 
@@ -48,6 +48,9 @@ def parse_args(argv=None):
     parser.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
     parser.add_argument("--limit", type=int, help="train on a random subset of this many images (smoke runs)")
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'cuda:<i>'")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data parallel over MPI processes: mpiexec -n 4 python examples/train_vgg_a.py "
+                             "--distributed (with --device cuda, one GPU per process and NCCL all-reduce)")
     parser.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/vgg_a")
@@ -84,20 +87,39 @@ def build_model(args, num_classes, in_channels):
     return model.to(args.device)
 
 
+def trainer_is_leader(communicator):
+    return communicator is None or communicator.rank == 0
+
+
+def make_communicator(args):
+    """None on one device; with --distributed, MPI (and NCCL on GPUs), each rank on its own GPU."""
+    if not args.distributed:
+        return None
+    mpi = parallel.MpiCommunicator()
+    if not args.device.startswith("cuda"):
+        return mpi
+    import cupy
+    args.device = f"cuda:{mpi.rank % cupy.cuda.runtime.getDeviceCount()}"
+    cupy.cuda.Device(int(args.device.split(":")[1])).use()
+    return parallel.NcclCommunicator(mpi)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    communicator = make_communicator(args)
     train, num_classes = data.load_split(args.dataset, "train", args.data, args.download)
     test, _ = data.load_split(args.dataset, "test", args.data, args.download)
     loader, val_loader, test_loader, mean = make_loaders(args, train, test)
     model = build_model(args, num_classes, in_channels=train[0][0].shape[0])
-    print(summary(model, (model.in_channels, args.train_size, args.train_size)))
+    if trainer_is_leader(communicator):
+        print(summary(model, (model.in_channels, args.train_size, args.train_size)))
     optimizer = SGD(model.parameters(), args.lr, args.momentum, args.weight_decay)
     schedule = PlateauSchedule(optimizer, patience=args.patience)
     meta = {"config": args.config, "width": args.width, "num_classes": num_classes, "input_size": args.train_size,
             "in_channels": model.in_channels, "scale": args.scale, "dataset": args.dataset,
             "mean": [float(m) for m in mean]}
     trainer = Trainer(model, optimizer, schedule, loader, val_loader, args.out, args.device, args.seed,
-                      progress=not args.no_progress, meta=meta)
+                      progress=not args.no_progress, meta=meta, communicator=communicator)
     if args.resume:
         trainer.load_checkpoint()
         print(f"resumed from epoch {trainer.epoch} of {args.out}")
@@ -108,6 +130,8 @@ def main(argv=None):
               "test_accuracy": 1 - test_stats["top1_error"], "epochs": trainer.epoch,
               "wall_seconds_this_run": time.perf_counter() - start,
               "train_images_per_second": [h["images_per_second"] for h in history], **meta}
+    if not trainer.leader:
+        return result
     with open(os.path.join(args.out, "result.json"), "w", encoding="utf-8") as out:
         json.dump(result, out, indent=2)
     print(f"test accuracy {result['test_accuracy']:.4f} (top-1 error {result['test_top1_error']:.4f}, "

@@ -24,6 +24,7 @@ from .autograd import Tensor, no_grad
 from .backend import move_array
 from .metrics import top_k_error
 from .nn import save_arrays, set_dropout_state
+from .parallel import allreduce_gradients, check_replicas, shard_bounds
 
 CHECKPOINT = "checkpoint.npz"
 LOG = "log.jsonl"
@@ -43,13 +44,18 @@ class Trainer:
     """
 
     def __init__(self, model, optimizer, schedule, train_loader, val_loader, out_dir, device="cpu", seed=0,
-                 progress=True, meta=None):
+                 progress=True, meta=None, communicator=None, check_every=100):
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.train_loader, self.val_loader = train_loader, val_loader
-        self.out_dir, self.device, self.seed, self.progress = out_dir, device, seed, progress
+        self.out_dir, self.device, self.seed = out_dir, device, seed
+        self.communicator = communicator or SingleProcess()
+        self.check_every = check_every  # steps between checks that the replicas' weights agree
+        self.leader = self.communicator.rank == 0  # only rank 0 prints and writes files
+        self.progress = progress and self.leader
         self.meta = meta or {}  # how to rebuild the model: stored in the checkpoint
         self.epoch, self.step, self.history = 0, 0, []
-        os.makedirs(out_dir, exist_ok=True)
+        if self.leader:
+            os.makedirs(out_dir, exist_ok=True)
 
     # --- the loop --------------------------------------------------------------
     def fit(self, epochs):
@@ -62,9 +68,10 @@ class Trainer:
             record = {"epoch": self.epoch, "lr": self.optimizer.lr, **train_stats,
                       **{f"val_{k}": v for k, v in val_stats.items()}}
             self.history.append(record)
-            self.write_log(record)
-            self.save_checkpoint()
-            plot_curves(self.history, os.path.join(self.out_dir, PLOT))
+            if self.leader:
+                self.write_log(record)
+                self.save_checkpoint()
+                plot_curves(self.history, os.path.join(self.out_dir, PLOT))
             if not go_on:
                 break
         return self.history
@@ -87,21 +94,34 @@ class Trainer:
                 "images_per_second": totals["seen"] / seconds, "epoch_seconds": seconds}
 
     def train_step(self, x, labels):
-        """One SGD step on a batch; returns (loss, number of correct top-1 predictions)."""
-        set_dropout_state(self.model, seed=self.seed, step=self.step, sample_offset=0)
-        x, labels = self.to_device(x), move_array(labels, self.device)
-        logits = self.model(Tensor(x))
-        loss = F.softmax_cross_entropy(logits, labels)
-        value = loss.item()
+        """One SGD step on a batch; returns (mean loss, number of correct top-1 predictions).
+
+        With a communicator of several ranks, this rank computes only its
+        shard of the batch and the gradients are all-reduced before the step
+        (see ``minivgg.parallel``); with one rank the shard is the batch.
+        """
+        comm = self.communicator
+        start, stop = shard_bounds(len(labels), comm.size, comm.rank)
+        set_dropout_state(self.model, seed=self.seed, step=self.step, sample_offset=start)
+        shard_labels = move_array(labels[start:stop], self.device)
+        logits = self.model(Tensor(self.to_device(x[start:stop])))
+        loss = F.softmax_cross_entropy(logits, shard_labels) * ((stop - start) / len(labels))
+        self.optimizer.zero_grad()
+        loss.backward()
+        correct = (logits.data.argmax(axis=1) == shard_labels).sum()
+        if comm.size > 1:
+            value, correct = allreduce_gradients(comm, self.model.parameters(), [loss.item(), int(correct)])
+        else:
+            value = loss.item()
         if not math.isfinite(value):
             raise TrainingDiverged(
                 f"train: the loss became {value} at epoch {self.epoch + 1}, step {self.step}; stopping. The last "
                 f"good checkpoint is {os.path.join(self.out_dir, CHECKPOINT)} (try a smaller --lr)")
-        self.optimizer.zero_grad()
-        loss.backward()
         self.optimizer.step()
         self.step += 1
-        return value, int((logits.data.argmax(axis=1) == labels).sum())
+        if comm.size > 1 and self.step % self.check_every == 0:
+            check_replicas(comm, self.model.parameters(), self.step)
+        return float(value), int(correct)
 
     def evaluate(self, loader):
         """Mean loss and top-1 / top-5 error of the model on ``loader``, in evaluation mode."""
@@ -149,6 +169,12 @@ class Trainer:
         self.optimizer.load_state_dict({**meta["optimizer"], "velocities": velocities})
         self.schedule.load_state_dict(meta["schedule"])
         self.epoch, self.step, self.history = meta["epoch"], meta["step"], meta["history"]
+
+
+class SingleProcess:
+    """The communicator of a run on one device: rank 0 of 1."""
+
+    rank, size = 0, 1
 
 
 def read_checkpoint(path):

@@ -1,0 +1,7 @@
+"""Floor 5: data-parallel training across threads, processes, machines and GPUs."""
+from .communicator import Communicator, CommunicatorError, InProcessGroup, pack, unpack
+from .data_parallel import allreduce_gradients, check_replicas, checksum, shard_bounds
+from .mpi import MpiCommunicator, NcclCommunicator
+
+__all__ = ["Communicator", "CommunicatorError", "InProcessGroup", "MpiCommunicator", "NcclCommunicator",
+           "allreduce_gradients", "check_replicas", "checksum", "pack", "shard_bounds", "unpack"]

@@ -1,0 +1,55 @@
+"""Synchronous data parallelism: shard the batch, all-reduce the gradients, update everywhere.
+
+The loss of a batch of N samples is the mean over all N.  Rank r computes
+its shard's mean loss scaled by N_r / N, so that the *sum* over ranks of the
+shard gradients is exactly the gradient of the whole batch:
+
+    dL/dw = sum_r (N_r / N) * d(mean loss of shard r)/dw
+
+Dropout masks are keyed by the global sample index (``sample_offset`` =
+the shard's first index), so a sample is dropped the same way whichever
+rank computes it.  Only the order of the floating-point sums differs from
+one device, which is why the results agree to rounding (the paper: "exactly
+the same result").
+"""
+import numpy as np
+
+from ..backend import get_array_module
+from .communicator import CommunicatorError, pack, unpack
+
+
+def shard_bounds(batch_size, size, rank):
+    """The contiguous slice [start, stop) of a batch that rank ``rank`` of ``size`` takes."""
+    if batch_size < size:
+        raise ValueError(f"data parallel: a batch of {batch_size} samples cannot be split across {size} "
+                         f"replicas; every replica needs at least one sample (use a batch of >= {size})")
+    base, extra = divmod(batch_size, size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def allreduce_gradients(communicator, parameters, extras):
+    """Sum every parameter's gradient, and the small array ``extras``, over all ranks, in one all-reduce.
+
+    Returns the summed ``extras`` (e.g. the loss and the correct count) as a NumPy array.
+    """
+    grads = [p.grad for p in parameters]
+    xp = get_array_module(grads[0])
+    buffer = pack(grads + [xp.asarray(extras, dtype=grads[0].dtype)], xp)
+    communicator.allreduce_sum(buffer)
+    unpack(buffer, grads)
+    summed = buffer[-len(extras):]
+    return summed.get() if hasattr(summed, "get") else summed
+
+
+def checksum(parameters):
+    """A cheap fingerprint of the weights: the float64 sum of every parameter."""
+    return float(sum(float(p.data.sum(dtype=np.float64)) for p in parameters))
+
+
+def check_replicas(communicator, parameters, step):
+    """Raise CommunicatorError unless every rank holds the same weights (by checksum)."""
+    sums = communicator.allgather(checksum(parameters))
+    if any(s != sums[0] for s in sums):
+        raise CommunicatorError(f"data parallel: the replicas' weights drifted apart by step {step}: "
+                                f"checksums per rank {sums}")

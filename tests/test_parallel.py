@@ -1,0 +1,144 @@
+"""Data parallel: the paper's claim that a split batch trains exactly like the whole batch."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from minivgg import models
+from minivgg.optim import SGD, PlateauSchedule
+from minivgg.parallel import CommunicatorError, InProcessGroup, pack, shard_bounds, unpack
+from minivgg.train import Trainer
+
+HERE = os.path.dirname(__file__)
+STEPS = 3
+
+
+def make_trainer(out_dir, dtype, communicator=None):
+    model = models.vgg("A", num_classes=10, in_channels=1, input_size=32, width=0.0625, init="glorot",
+                       seed=3, dtype=dtype)
+    optimizer = SGD(model.parameters(), lr=0.05)
+    return Trainer(model, optimizer, PlateauSchedule(optimizer), None, None, str(out_dir), seed=7,
+                   progress=False, communicator=communicator, check_every=2)
+
+
+def batches(dtype, n=12):
+    rng = np.random.default_rng(0)
+    return [(rng.normal(0, 60, (n, 1, 32, 32)).astype(dtype), rng.integers(0, 10, n)) for _ in range(STEPS)]
+
+
+def train_single(tmp_path, dtype):
+    trainer = make_trainer(tmp_path / "single", dtype)
+    losses = [trainer.train_step(x, y)[0] for x, y in batches(dtype)]
+    return trainer, losses
+
+
+def train_split(tmp_path, dtype, replicas):
+    group = InProcessGroup(replicas, timeout=30)
+    trainers = [make_trainer(tmp_path / f"rank{r}", dtype, group.communicators[r]) for r in range(replicas)]
+    losses, errors = [[] for _ in range(replicas)], []
+
+    def run(rank):
+        try:
+            for x, y in batches(dtype):
+                losses[rank].append(trainers[rank].train_step(x, y)[0])
+        except Exception as error:  # surfaced below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(replicas)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return trainers, losses
+
+
+def max_relative_difference(a, b):
+    return max(float(np.abs(x - y).max() / np.abs(y).max()) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("replicas", [1, 2, 4])
+def test_a_batch_split_across_replicas_trains_like_the_whole_batch(tmp_path, dtype, tolerance, replicas):
+    single, single_losses = train_single(tmp_path, dtype)
+    split, split_losses = train_split(tmp_path, dtype, replicas)
+    expected = list(single.model.state_dict().values())
+    for trainer in split:
+        assert max_relative_difference(list(trainer.model.state_dict().values()), expected) <= tolerance
+        assert max_relative_difference(trainer.optimizer.velocities, single.optimizer.velocities) <= tolerance
+    for losses in split_losses:
+        np.testing.assert_allclose(losses, single_losses, rtol=tolerance)
+
+
+def test_replicas_hold_identical_weights_bit_for_bit(tmp_path):
+    split, _ = train_split(tmp_path, np.float32, 2)
+    for a, b in zip(split[0].model.parameters(), split[1].model.parameters()):
+        assert np.array_equal(a.data, b.data)
+
+
+def test_shards_cover_the_batch_and_an_empty_shard_is_an_error():
+    for n, size in [(12, 4), (13, 4), (5, 5), (64, 3)]:
+        bounds = [shard_bounds(n, size, r) for r in range(size)]
+        assert bounds[0][0] == 0 and bounds[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+        assert max(b - a for a, b in bounds) - min(b - a for a, b in bounds) <= 1
+    with pytest.raises(ValueError, match="a batch of 3 samples cannot be split across 4 replicas"):
+        shard_bounds(3, 4, 0)
+
+
+def test_pack_and_unpack_round_trip():
+    arrays = [np.arange(6.0).reshape(2, 3), np.arange(4.0)]
+    buffer = pack(arrays)
+    targets = [np.zeros((2, 3)), np.zeros(4)]
+    unpack(buffer * 2, targets)
+    np.testing.assert_array_equal(targets[0], arrays[0] * 2)
+    np.testing.assert_array_equal(targets[1], arrays[1] * 2)
+
+
+def test_a_rank_that_never_arrives_gives_a_clear_error_not_a_hang():
+    group = InProcessGroup(2, timeout=1.0)
+    with pytest.raises(CommunicatorError, match="rank 0 waited 1 s for the other 1 ranks"):
+        group.communicators[0].allreduce_sum(np.ones(3))
+
+
+def test_drifting_replicas_are_detected(tmp_path):
+    group = InProcessGroup(2, timeout=30)
+    trainers = [make_trainer(tmp_path / f"r{r}", np.float64, group.communicators[r]) for r in range(2)]
+    trainers[1].model.classifier[0].weight.data[0, 0] += 1.0  # rank 1's weights silently differ
+    errors = []
+
+    def run(rank):
+        try:
+            for x, y in batches(np.float64)[:2]:
+                trainers[rank].train_step(x, y)
+        except CommunicatorError as error:
+            errors.append(str(error))
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(errors) == 2 and all("drifted apart by step 2" in e for e in errors)
+
+
+needs_mpi = pytest.mark.skipif(
+    shutil.which("mpiexec") is None or __import__("importlib").util.find_spec("mpi4py") is None,
+    reason="MPI is not installed (pip install -e '.[dist]' brings mpi4py and mpich)")
+
+
+@needs_mpi
+def test_under_mpiexec_two_processes_train_like_one(tmp_path):
+    out = tmp_path / "mpi.json"
+    subprocess.run(["mpiexec", "-n", "2", sys.executable, os.path.join(HERE, "mpi_equality.py"), str(out)],
+                   check=True, timeout=300)
+    result = json.loads(out.read_text())
+    assert result["ranks"] == 2
+    assert result["float64_relative_difference"] <= 1e-12
+    assert result["float32_relative_difference"] <= 1e-5
+    assert result["replicas_identical"]
+    assert "waited 2 s for the other ranks" in result["stuck_rank_error"]
