@@ -6,7 +6,7 @@ no package named ``kernels`` ever lands in a user's site-packages.
 """
 from setuptools import find_packages, setup
 
-PACKAGES = find_packages(include=["minivgg", "minivgg.*"]) + ["minivgg.kernels"]
+PACKAGES = find_packages(include=["minivgg", "minivgg.*"]) + ["minivgg.kernels", "minivgg.kernels.emulator"]
 
 setup(
     name="minivgg",
@@ -17,12 +17,14 @@ setup(
     python_requires=">=3.10",
     packages=PACKAGES,
     package_dir={"minivgg.kernels": "kernels"},
-    package_data={"minivgg.kernels": ["*.cu", "*.h"]},
+    package_data={"minivgg.kernels": ["*.cu", "*.h"], "minivgg.kernels.emulator": ["*.h"]},
     install_requires=["numpy>=1.24", "pillow>=9.1"],
     extras_require={
         # progress bar and loss/error plot of the trainer (both optional)
         "train": ["tqdm>=4.60", "matplotlib>=3.5"],
         "test": ["pytest>=7", "hypothesis>=6.80"],
+        # the GPU: CuPy (and NVRTC, which also lets CI compile every .cu file without a GPU)
+        "cuda": ["cupy-cuda13x", "nvidia-cuda-nvrtc"],
         # data parallel across processes and machines
         "dist": ["mpi4py>=3.1", "mpich"],
         # the PyTorch oracle of the parity tests, and loading torchvision's .pth weights

@@ -21,7 +21,7 @@ fi
 
 extras="train"
 if [ "${1:-}" = "--test" ]; then
-    extras="train,test,dist"
+    extras="train,test,dist,cuda"
     command -v g++ >/dev/null || apt_install g++
     python -m pip install -q "torch==2.13.0"
 fi
