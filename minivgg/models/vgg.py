@@ -230,6 +230,15 @@ def warm_start(deep, shallow, num_conv=4):
     for deep_stage, shallow_stage in zip(deep.conv_stages(), shallow.conv_stages()):
         pairs += list(zip(deep_stage, shallow_stage))
     pairs = pairs[:num_conv] + list(zip(deep.fc_layers(), shallow.fc_layers()))
+    deep_names = {id(module): name for name, module in deep.named_modules()}
+    shallow_names = {id(module): name for name, module in shallow.named_modules()}
+    for target, source in pairs:  # every shape is checked before anything is copied
+        for name in ("weight", "bias"):
+            to, source_parameter = getattr(target, name), getattr(source, name)
+            if to.shape != source_parameter.shape:
+                raise ValueError(f"warm_start: cannot copy net A's {shallow_names[id(source)]} {source!r} into "
+                                 f"{deep_names[id(target)]} {target!r}: {name} shapes "
+                                 f"{source_parameter.shape} and {to.shape} differ")
     for target, source in pairs:
         copy_layer(target, source)
     return deep
@@ -238,7 +247,4 @@ def warm_start(deep, shallow, num_conv=4):
 def copy_layer(target, source):
     for name in ("weight", "bias"):
         to, source_parameter = getattr(target, name), getattr(source, name)
-        if to.shape != source_parameter.shape:
-            raise ValueError(f"warm_start: cannot copy {source!r} into {target!r}: {name} shapes "
-                             f"{source_parameter.shape} and {to.shape} differ")
         to.data[...] = move_array(source_parameter.data, to.device)

@@ -33,12 +33,16 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        # replacing a registered entry keeps its place (a Sequential's order is its forward order)
         if isinstance(value, Parameter):
+            self._modules.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
+        else:
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     def __call__(self, *args, **kwargs):
@@ -101,12 +105,13 @@ class Module:
         """Copy arrays from ``state`` into the parameters; the keys and shapes must match exactly."""
         own = OrderedDict(self.named_parameters())
         check_state_keys(type(self).__name__, own, state)
+        values = {name: np.asarray(state[name]) for name in own}
+        wrong = [f"{name} has shape {values[name].shape} in the state dict but {parameter.shape} in the model"
+                 for name, parameter in own.items() if values[name].shape != parameter.shape]
+        if wrong:  # checked before anything is copied: a failed load leaves the model as it was
+            raise ValueError(f"load_state_dict: {'; '.join(wrong)}")
         for name, parameter in own.items():
-            value = np.asarray(state[name])
-            if value.shape != parameter.shape:
-                raise ValueError(f"load_state_dict: {name} has shape {value.shape} in the state dict "
-                                 f"but {parameter.shape} in the model")
-            parameter.data = move_array(value.astype(parameter.dtype), parameter.device)
+            parameter.data = move_array(values[name].astype(parameter.dtype), parameter.device)
         return self
 
     def save(self, path):
@@ -131,8 +136,13 @@ def save_arrays(path, arrays):
     """``numpy.savez`` to ``path``, via a temporary file renamed into place (never half-written)."""
     path = os.fspath(path)
     temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "wb") as file:
-        np.savez(file, **arrays)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):  # a failed write leaves the previous file and no litter
+            os.remove(temporary)
+        raise
