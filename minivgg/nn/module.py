@@ -102,7 +102,7 @@ class Module:
         return OrderedDict((name, np.array(p.numpy(), copy=True)) for name, p in self.named_parameters())
 
     def load_state_dict(self, state):
-        """Copy arrays from ``state`` into the parameters; the keys and shapes must match exactly."""
+        """Copy arrays from ``state`` into the parameters, in place; the keys and shapes must match exactly."""
         own = OrderedDict(self.named_parameters())
         check_state_keys(type(self).__name__, own, state)
         values = {name: np.asarray(state[name]) for name in own}
@@ -110,8 +110,8 @@ class Module:
                  for name, parameter in own.items() if values[name].shape != parameter.shape]
         if wrong:  # checked before anything is copied: a failed load leaves the model as it was
             raise ValueError(f"load_state_dict: {'; '.join(wrong)}")
-        for name, parameter in own.items():
-            parameter.data = move_array(values[name].astype(parameter.dtype), parameter.device)
+        for name, parameter in own.items():  # in place: views of a parameter (to_dense) keep sharing it
+            parameter.data[...] = move_array(values[name].astype(parameter.dtype), parameter.device)
         return self
 
     def save(self, path):

@@ -1,0 +1,117 @@
+"""Data-parallel scaling on this machine: training images/s and the all-reduce's share of a step.
+
+    python benchmarks/parallel.py [--steps 20] [--width 0.25] [--batch-size 64]
+
+Three set-ups train VGG-A on the same random batches, each in its own process(es):
+
+* one process with 2 BLAS threads (the reference: what a plain run gets on 2 cores);
+* one process with 1 BLAS thread;
+* two MPI processes with 1 BLAS thread each (``mpiexec -n 2``), each taking half
+  of every batch and all-reducing the gradients.
+
+The median step time after a warm-up gives images/s; the time spent inside
+the all-reduce is measured around ``allreduce_sum``.  Prints one table.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--worker", metavar="JSON", help=argparse.SUPPRESS)  # internal: one measured run
+    parser.add_argument("--mpi", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+class TimedCommunicator:
+    """Wraps a communicator and adds up the seconds spent in ``allreduce_sum``."""
+
+    def __init__(self, inner):
+        self.inner, self.rank, self.size, self.seconds = inner, inner.rank, inner.size, 0.0
+
+    def allreduce_sum(self, buffer):
+        start = time.perf_counter()
+        self.inner.allreduce_sum(buffer)
+        self.seconds += time.perf_counter() - start
+
+    def allgather(self, value):
+        return self.inner.allgather(value)
+
+
+def worker(args):
+    """Time ``args.steps`` training steps in this process; rank 0 writes the figures to ``args.worker``."""
+    from minivgg import models
+    from minivgg.optim import SGD, PlateauSchedule
+    from minivgg.train import Trainer
+
+    communicator = None
+    if args.mpi:
+        from minivgg.parallel import MpiCommunicator
+        communicator = TimedCommunicator(MpiCommunicator())
+    model = models.vgg("A", 10, 1, 32, width=args.width, init="glorot")
+    optimizer = SGD(model.parameters(), lr=0.01)
+    trainer = Trainer(model, optimizer, PlateauSchedule(optimizer), None, None, tempfile.mkdtemp(),
+                      progress=False, communicator=communicator)
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 60, (args.batch_size, 1, 32, 32)).astype(np.float32)
+    labels = rng.integers(0, 10, args.batch_size)
+    times, reduce_times = [], []
+    for step in range(args.warmup + args.steps):
+        before = communicator.seconds if communicator else 0.0
+        start = time.perf_counter()
+        trainer.train_step(x, labels)
+        if step >= args.warmup:
+            times.append(time.perf_counter() - start)
+            reduce_times.append((communicator.seconds if communicator else 0.0) - before)
+    if trainer.leader:
+        step_time = statistics.median(times)
+        with open(args.worker, "w") as out:
+            json.dump({"step_seconds": step_time, "images_per_second": args.batch_size / step_time,
+                       "allreduce_share": statistics.median(reduce_times) / step_time}, out)
+
+
+def measure(args, threads, processes):
+    """Run one set-up in fresh processes with ``threads`` BLAS threads each."""
+    result = tempfile.mktemp(suffix=".json")
+    command = [sys.executable, __file__, "--worker", result, "--steps", str(args.steps),
+               "--warmup", str(args.warmup), "--width", str(args.width), "--batch-size", str(args.batch_size)]
+    if processes > 1:
+        command = ["mpiexec", "-n", str(processes)] + command + ["--mpi"]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    subprocess.run(command, check=True, env=env)
+    with open(result) as figures:
+        return json.load(figures)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        return worker(args)
+    setups = [("1 process x 2 threads", 2, 1), ("1 process x 1 thread", 1, 1)]
+    if shutil.which("mpiexec"):
+        setups.append(("2 MPI processes x 1 thread", 1, 2))
+    rows = [(name, measure(args, threads, processes)) for name, threads, processes in setups]
+    reference = rows[0][1]["images_per_second"]
+    print(f"VGG-A width {args.width}, batch {args.batch_size}, 32x32, float32; median of {args.steps} steps")
+    print(f"{'set-up':<28} {'step ms':>8} {'images/s':>9} {'vs 1x2':>7} {'all-reduce':>11}")
+    for name, r in rows:
+        print(f"{name:<28} {1000 * r['step_seconds']:>8.1f} {r['images_per_second']:>9.0f} "
+              f"{r['images_per_second'] / reference:>6.2f}x {100 * r['allreduce_share']:>10.1f}%")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
