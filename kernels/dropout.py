@@ -39,9 +39,10 @@ def mix32(h):
 
 def dropout_hash(seed, step, layer, sample, element):
     """hash(seed, step, layer, sample, element) as uint32; arguments broadcast."""
-    h = mix32(np.uint32(seed))
-    for key in (step, layer, sample, element):
-        h = mix32(h ^ np.asarray(key, dtype=np.uint32))
+    with np.errstate(over="ignore"):  # NumPy *scalar* arithmetic warns when it wraps modulo 2**32
+        h = mix32(np.uint32(seed))
+        for key in (step, layer, sample, element):
+            h = mix32(h ^ np.asarray(key, dtype=np.uint32))
     return h
 
 

@@ -45,8 +45,24 @@ def as_array(value, like=None):
     return xp.asarray(value, dtype=like.dtype)
 
 
+def constant_array(value, like):
+    """A non-tensor input of an operation as an array.
+
+    Numbers take the dtype of the tensors beside them (``x * 2.0`` stays
+    float32); a floating-point array keeps its own dtype and device, so that
+    ``check_inputs`` reports a mismatch instead of converting it silently.
+    """
+    if like is not None and getattr(value, "ndim", 0) > 0 and value.dtype.kind == "f":
+        return value
+    return as_array(value, like)
+
+
 class Tensor:
     """An array with an optional gradient and a link to the Function that made it."""
+
+    # NumPy defers to our reflected operators: ``array * tensor`` calls Tensor.__rmul__ (recorded)
+    # instead of building an object array of Tensors.
+    __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
@@ -113,9 +129,6 @@ class Tensor:
                                    "operation that does")
             self._accumulate(grad)
             return
-        if self.creator.inputs is None:
-            raise RuntimeError("backward: the graph behind this tensor was already freed by an earlier "
-                               "backward(); recompute the forward pass to differentiate again")
         grads = {id(self): grad}
         for tensor in reversed(topological_order(self)):
             grad = grads.pop(id(tensor), None)
@@ -130,11 +143,11 @@ class Tensor:
                     continue
                 key = id(parent)
                 grads[key] = grads[key] + parent_grad if key in grads else parent_grad
-            function.free()
-            tensor.creator = None
+            function.free()  # the freed Function stays as creator: a later backward() through it raises
 
     def _accumulate(self, grad):
-        self.grad = grad if self.grad is None else self.grad + grad
+        # a copy: the incoming array may be a read-only broadcast view or be shared with another leaf
+        self.grad = grad.copy(order="K") if self.grad is None else self.grad + grad
 
     # --- arithmetic ------------------------------------------------------------
     def __add__(self, other): return Add.apply(self, other)
@@ -176,6 +189,10 @@ class Tensor:
         return GetItem.apply(self, index=index)
 
 
+FREED_GRAPH = ("backward: the graph behind this tensor was already freed by an earlier backward(); "
+               "recompute the forward pass to differentiate again")
+
+
 def topological_order(root):
     """Every tensor that ``root`` depends on through recorded Functions, inputs first."""
     order, visited, stack = [], set(), [(root, False)]
@@ -189,6 +206,8 @@ def topological_order(root):
         visited.add(id(tensor))
         stack.append((tensor, True))
         if tensor.creator is not None:
+            if tensor.creator.inputs is None:
+                raise RuntimeError(FREED_GRAPH)
             for parent in tensor.creator.inputs:
                 if parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))
@@ -213,7 +232,7 @@ class Function:
     def apply(cls, *inputs, **options):
         tensors = [x if isinstance(x, Tensor) else None for x in inputs]
         like = next((t.data for t in tensors if t is not None), None)
-        arrays = [t.data if t is not None else as_array(x, like) for t, x in zip(tensors, inputs)]
+        arrays = [t.data if t is not None else constant_array(x, like) for t, x in zip(tensors, inputs)]
         check_inputs(cls.name or cls.__name__, arrays)
         function = cls()
         output = Tensor(function.forward(*arrays, **options))

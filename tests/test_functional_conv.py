@@ -1,0 +1,79 @@
+"""F.conv2d: forward against a loop-by-loop reference, gradients against central differences,
+float32 against float64, and the same answer whatever memory layout the input has."""
+import itertools
+
+import numpy as np
+from hypothesis import given
+
+import minivgg.functional as F
+from functional_helpers import assert_float32_close, float32_pair, forward_backward
+from minivgg import Tensor, gradcheck
+from strategies import conv_cases, in_layout, memory_layouts
+
+
+def conv2d_reference(x, w, b, stride, padding):
+    """y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * x[n, c, s*i + u - p, s*j + v - p],
+    terms outside the input being zero: one output element at a time, straight from the definition."""
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    ho = (h + 2 * padding - kh) // stride + 1
+    wo = (wd + 2 * padding - kw) // stride + 1
+    xl, wl = x.tolist(), w.tolist()
+    y = np.zeros((n, o, ho, wo))
+    for ni, oi, i, j in itertools.product(range(n), range(o), range(ho), range(wo)):
+        total = 0.0 if b is None else float(b[oi])
+        for ci, u, v in itertools.product(range(c), range(kh), range(kw)):
+            row, col = stride * i + u - padding, stride * j + v - padding
+            if 0 <= row < h and 0 <= col < wd:
+                total += wl[oi][ci][u][v] * xl[ni][ci][row][col]
+        y[ni, oi, i, j] = total
+    return y
+
+
+def conv(case):
+    return lambda x, w, *b: F.conv2d(x, w, b[0] if b else None, stride=case.stride, padding=case.padding)
+
+
+def inputs(case):
+    return [case.x, case.w] + ([] if case.b is None else [case.b])
+
+
+@given(conv_cases())
+def test_forward_matches_reference(case):
+    y = F.conv2d(Tensor(case.x), Tensor(case.w), None if case.b is None else Tensor(case.b),
+                 stride=case.stride, padding=case.padding)
+    expected = conv2d_reference(case.x, case.w, case.b, case.stride, case.padding)
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y.data, expected, rtol=1e-12, atol=1e-12)
+
+
+@given(conv_cases())
+def test_gradients_match_central_differences(case):
+    assert gradcheck(conv(case), *[Tensor(a, requires_grad=True) for a in inputs(case)])
+
+
+@given(conv_cases())
+def test_float32_forward_agrees_with_float64(case):
+    low, high = float32_pair(*inputs(case))
+    y32 = conv(case)(*map(Tensor, low)).data
+    y64 = conv(case)(*map(Tensor, high)).data
+    # each output is a sum of C*kh*kw products: its rounding is relative to the sum of their sizes
+    magnitudes = conv(case)(*(Tensor(np.abs(a)) for a in high)).data
+    assert_float32_close(y32, y64, scale=magnitudes.max())
+
+
+@given(conv_cases(), memory_layouts)
+def test_every_memory_layout_gives_the_same_result(case, layout):
+    reference_y, reference_grads = forward_backward(conv(case), inputs(case))
+    arrays = [in_layout(case.x, layout)] + inputs(case)[1:]
+    y, grads = forward_backward(conv(case), arrays)
+    np.testing.assert_allclose(y, reference_y, rtol=1e-12, atol=1e-12)
+    for grad, reference in zip(grads, reference_grads):
+        np.testing.assert_allclose(grad, reference, rtol=1e-12, atol=1e-12)
+
+
+@given(conv_cases())
+def test_output_and_input_gradient_are_nchw_views_of_nhwc_memory(case):
+    y, (dx, *_) = forward_backward(conv(case), inputs(case))
+    assert y.transpose(0, 2, 3, 1).flags.c_contiguous
+    assert dx.transpose(0, 2, 3, 1).flags.c_contiguous

@@ -1,0 +1,78 @@
+"""F.linear and F.flatten: forwards against loop-by-loop references, gradients against central
+differences; flatten keeps PyTorch's NCHW order whatever the memory layout."""
+import itertools
+
+import numpy as np
+from hypothesis import given
+
+import minivgg.functional as F
+from functional_helpers import forward_backward
+from minivgg import Tensor, gradcheck
+from strategies import in_layout, linear_cases, memory_layouts, nchw_shapes, values
+
+
+def linear_reference(x, w, b):
+    """y[n, o] = b[o] + sum_i x[n, i] * w[o, i]."""
+    n, fan_in = x.shape
+    y = np.zeros((n, w.shape[0]))
+    for ni, o in itertools.product(range(n), range(w.shape[0])):
+        y[ni, o] = (0.0 if b is None else b[o]) + sum(x[ni, i] * w[o, i] for i in range(fan_in))
+    return y
+
+
+def inputs(case):
+    return [case.x, case.w] + ([] if case.b is None else [case.b])
+
+
+def linear(x, w, *b):
+    return F.linear(x, w, b[0] if b else None)
+
+
+@given(linear_cases())
+def test_linear_forward_matches_reference(case):
+    y = linear(*map(Tensor, inputs(case))).data
+    np.testing.assert_allclose(y, linear_reference(case.x, case.w, case.b), rtol=1e-12, atol=1e-12)
+
+
+@given(linear_cases())
+def test_linear_gradients_match_central_differences(case):
+    assert gradcheck(linear, *[Tensor(a, requires_grad=True) for a in inputs(case)])
+
+
+@given(linear_cases())
+def test_linear_float32_stays_float32(case):
+    y = linear(*[Tensor(a.astype(np.float32)) for a in inputs(case)])
+    assert y.dtype == np.float32
+
+
+def flatten_reference(x):
+    """out[n, (c*H + h)*W + w] = x[n, c, h, w]."""
+    n, c, h, w = x.shape
+    out = np.empty((n, c * h * w))
+    for ni, ci, hi, wi in itertools.product(range(n), range(c), range(h), range(w)):
+        out[ni, (ci * h + hi) * w + wi] = x[ni, ci, hi, wi]
+    return out
+
+
+@given(nchw_shapes().flatmap(values), memory_layouts)
+def test_flatten_forward_matches_reference_in_every_layout(x, layout):
+    np.testing.assert_array_equal(F.flatten(Tensor(in_layout(x, layout))).data, flatten_reference(x))
+
+
+@given(nchw_shapes().flatmap(values))
+def test_flatten_gradients_match_central_differences(x):
+    assert gradcheck(F.flatten, Tensor(x, requires_grad=True))
+
+
+@given(nchw_shapes().flatmap(values), memory_layouts)
+def test_flatten_then_linear_backward_in_every_layout(x, layout):
+    w = np.random.default_rng(1).standard_normal((3, int(np.prod(x.shape[1:]))))
+
+    def flat_linear(x, w):
+        return F.linear(F.flatten(x), w)
+
+    reference_y, reference_grads = forward_backward(flat_linear, [x, w])
+    y, grads = forward_backward(flat_linear, [in_layout(x, layout), w])
+    np.testing.assert_allclose(y, reference_y, rtol=1e-13, atol=1e-13)
+    for grad, reference in zip(grads, reference_grads):
+        np.testing.assert_allclose(grad, reference, rtol=1e-13, atol=1e-13)
