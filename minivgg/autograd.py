@@ -57,6 +57,11 @@ def constant_array(value, like):
     return as_array(value, like)
 
 
+def as_tensor(x):
+    """``x`` itself if it is a Tensor, else a constant Tensor wrapping it."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
 class Tensor:
     """An array with an optional gradient and a link to the Function that made it."""
 

@@ -10,7 +10,7 @@ the same coins as the whole batch would.
 """
 import numbers
 
-from ..autograd import Function
+from ..autograd import Function, as_tensor
 from ._dispatch import kernels_for
 
 
@@ -51,5 +51,5 @@ def dropout(x, p=0.5, training=True, seed=0, step=0, layer=0, sample_offset=0):
         if not (isinstance(value, numbers.Integral) and 0 <= value < 2 ** 32):
             raise ValueError(f"dropout: expected {key} to be an integer in [0, 2**32), got {value!r}")
     if not training or p == 0.0:
-        return x
+        return as_tensor(x)
     return Dropout.apply(x, p=p, seed=seed, step=step, layer=layer, sample_offset=sample_offset)

@@ -1,4 +1,5 @@
 """Shape operations, differentiable: flatten."""
+from ..autograd import as_tensor
 from ._dispatch import check_ndim
 
 
@@ -6,4 +7,4 @@ def flatten(x):
     """(N, C, H, W) -> (N, C*H*W) in NCHW order, as PyTorch flattens (so FC weights interchange)."""
     if x.ndim < 2:
         check_ndim("flatten", "an input", x, 2, "(N, ...)")
-    return x.reshape(x.shape[0], -1)
+    return as_tensor(x).reshape(x.shape[0], -1)
