@@ -30,7 +30,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--config", default="A", choices=list(models.TABLE_1), help="row of the paper's Table 1")
     parser.add_argument("--width", type=float, default=0.25, help="channel multiplier; 1 is the paper's network")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.01, help="initial learning rate (the paper: 0.01)")
     parser.add_argument("--momentum", type=float, default=0.9)
