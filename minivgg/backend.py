@@ -28,13 +28,13 @@ def parse_device(device):
     """Normalise a device name to ``("cpu", None)`` or ``("cuda", index)``."""
     if not isinstance(device, str):
         raise TypeError(f"device: expected a string such as 'cpu' or 'cuda:0', got {device!r}")
-    name, _, index = device.partition(":")
-    if name == "cpu" and not index:
+    name, colon, index = device.partition(":")
+    if name == "cpu" and not colon:
         return "cpu", None
     if name == "cuda":
-        if not index:
+        if not colon:
             return "cuda", 0
-        if index.isdigit():
+        if index.isdecimal():
             return "cuda", int(index)
     raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:<index>', got {device!r}")
 
@@ -61,11 +61,22 @@ def move_array(array, device):
     if kind == "cpu":
         return array.get() if hasattr(array, "get") else np.asarray(array)
     cupy = require_cupy(f"to({device!r})")
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except cupy.cuda.runtime.CUDARuntimeError as error:
-        raise RuntimeError(f"to({device!r}): CuPy is installed but finds no usable CUDA device ({error})") from None
-    if index >= count:
-        raise ValueError(f"to({device!r}): no such device; this machine has {count} CUDA device(s)")
+    check_device_index(cupy, device, index)
     with cupy.cuda.Device(index):
         return cupy.asarray(array)
+
+
+def check_device_index(cupy, device, index):
+    """Raise a clear error unless CUDA device ``index`` exists and the driver can reach it."""
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except RuntimeError as error:  # CUDARuntimeError: no driver, a driver too old for CuPy's CUDA...
+        count, reason = 0, f" ({error})"
+    else:
+        reason = ""
+    if count == 0:
+        raise RuntimeError(f"to({device!r}): CuPy is installed but finds no usable CUDA device{reason}; "
+                           "this needs an NVIDIA GPU with its driver (check nvidia-smi), or use device 'cpu'")
+    if index >= count:
+        raise ValueError(f"to({device!r}): no such device; this machine has {count} CUDA device(s), "
+                         f"'cuda:0' to 'cuda:{count - 1}'")

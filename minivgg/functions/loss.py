@@ -5,8 +5,10 @@
 
 computed stably by subtracting each row's maximum before exp (log-sum-exp).
 """
+import numpy as np
+
 from ..autograd import Function, Tensor
-from ..backend import get_array_module
+from ..backend import device_of, get_array_module, move_array
 from ._dispatch import check_ndim, kernels_for
 
 
@@ -19,22 +21,45 @@ class SoftmaxCrossEntropy(Function):
         return loss
 
     def backward(self, grad):
-        return (self.kernels.softmax_cross_entropy_backward(self.probs, self.labels, grad),)
+        # ``grad`` (0-d) multiplies on its own device: passing it as the kernel's dloss would read it
+        # back to the host on a GPU.  Exact for loss.backward(), where it is 1.
+        return (self.kernels.softmax_cross_entropy_backward(self.probs, self.labels) * grad,)
 
 
 def softmax_cross_entropy(logits, labels):
-    """Mean cross-entropy of the softmax of ``logits`` (N, K) against integer ``labels`` (N,)."""
+    """Mean cross-entropy of the softmax of ``logits`` (N, K) against integer ``labels`` (N,).
+
+    ``labels`` may be on the host (they are copied to the logits' device) or
+    on the logits' device.
+    """
     check_ndim("softmax_cross_entropy", "logits", logits, 2, "(N, classes)")
     labels = labels.data if isinstance(labels, Tensor) else labels
-    xp = get_array_module(logits.data if isinstance(logits, Tensor) else logits)
-    labels = xp.asarray(labels)
+    labels = labels_for(logits.data if isinstance(logits, Tensor) else logits, labels)
+    return SoftmaxCrossEntropy.apply(logits, labels=labels)
+
+
+def labels_for(logits, labels):
+    """``labels`` checked against the (N, K) array ``logits`` and put on its device.
+
+    Labels on the host are checked there, before the copy, so that a training
+    step on the GPU reads nothing back for them; labels already on the device
+    cost one read (their smallest and largest value).
+    """
+    if get_array_module(labels) is np:
+        labels = np.asarray(labels)
     n, classes = logits.shape
     if labels.dtype.kind not in "iu":
         raise TypeError(f"softmax_cross_entropy: expected integer labels, got dtype {labels.dtype}")
     if labels.shape != (n,):
         raise ValueError(f"softmax_cross_entropy: expected labels of shape ({n},) for logits of shape "
                          f"{tuple(logits.shape)}, got {tuple(labels.shape)}")
-    if n and (int(labels.min()) < 0 or int(labels.max()) >= classes):
-        raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {classes}), "
-                         f"got values from {int(labels.min())} to {int(labels.max())}")
-    return SoftmaxCrossEntropy.apply(logits, labels=labels)
+    where, labels_where = device_of(logits), device_of(labels)
+    if labels_where not in ("cpu", where):
+        raise TypeError(f"softmax_cross_entropy: the logits are on {where} but the labels on {labels_where}")
+    if n:
+        xp = get_array_module(labels)
+        low, high = move_array(xp.stack([labels.min(), labels.max()]), "cpu").tolist()
+        if low < 0 or high >= classes:
+            raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {classes}), "
+                             f"got values from {low} to {high}")
+    return move_array(labels, where)
