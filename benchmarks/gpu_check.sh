@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The real-GPU check of minivgg: under five minutes on one H100; results in $OUT (default ./gpu_results).
+#
+#   bash benchmarks/gpu_check.sh              # on a machine with a CUDA GPU
+#   bash benchmarks/gpu_check.sh --dry-run    # the same run on a CPU-only machine, in under a minute
+#
+# What it runs and writes: see benchmarks/gpu_check.py.  Exit status 0 when every part ran to its end.
+set -euo pipefail
+
+OUT="${OUT:-gpu_results}"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+export OUT
+PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# A fresh machine may hold the repository without minivgg installed from it.
+if ! (cd /tmp && "$PYTHON" -c "import minivgg.kernels" 2>/dev/null); then
+    echo "gpu_check: installing minivgg from $(pwd) (pip install -e . --no-deps)" >&2
+    "$PYTHON" -m pip install --quiet --no-deps --no-build-isolation -e . >&2
+fi
+exec "$PYTHON" benchmarks/gpu_check.py "$@"
