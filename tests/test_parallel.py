@@ -126,6 +126,12 @@ def test_drifting_replicas_are_detected(tmp_path):
     assert len(errors) == 2 and all("drifted apart by step 2" in e for e in errors)
 
 
+def test_nccl_in_one_process_without_gpus_is_a_clear_error():
+    from minivgg.parallel import NcclInProcessGroup
+    with pytest.raises((RuntimeError, ValueError), match="cupy-cuda13x|no usable CUDA device|no such device"):
+        NcclInProcessGroup([0, 1])
+
+
 needs_mpi = pytest.mark.skipif(
     shutil.which("mpiexec") is None or __import__("importlib").util.find_spec("mpi4py") is None,
     reason="MPI is not installed (pip install -e '.[dist]' brings mpi4py and mpich)")

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from minivgg import Tensor, data, models
+from minivgg import data, models
 from minivgg.optim import SGD, PlateauSchedule
 from minivgg.train import CHECKPOINT, LOG, PLOT, Trainer, TrainingDiverged, read_checkpoint
 

@@ -1,11 +1,11 @@
-"""Communicators across processes and machines: MPI (mpi4py) and, on GPUs, NCCL.
+"""The communicator across processes and machines: MPI (mpi4py).
 
     mpiexec -n 4 python examples/train_vgg_a.py --distributed
 
 starts four processes; each builds an ``MpiCommunicator`` on
 ``MPI.COMM_WORLD``.  On the CPU the gradient buffer is all-reduced by MPI
 itself.  On GPUs (``--device cuda``), MPI only shares NCCL's unique id and
-NCCL all-reduces the buffer from device memory (``NcclCommunicator``).
+NCCL all-reduces the buffer from device memory (``nccl.py``).
 
 MPI collectives block forever when a rank has died.  So every collective
 here is started non-blocking (``Iallreduce``, ``Ibarrier``) and polled until
@@ -56,31 +56,3 @@ class MpiCommunicator(Communicator):
         gathered = np.zeros(self.size)
         self.wait(self.comm.Iallgather(np.array([value], dtype=np.float64), gathered), "allgather")
         return gathered.tolist()
-
-
-class NcclCommunicator(Communicator):
-    """All-reduce of CuPy buffers with NCCL, one process per GPU; set up over MPI.
-
-    Rank 0 creates NCCL's unique id, MPI broadcasts it, and every rank joins
-    the NCCL clique on GPU ``rank % gpus_per_machine``.
-    """
-
-    def __init__(self, mpi_communicator):
-        from ..backend import require_cupy
-        cupy = require_cupy("NcclCommunicator")
-        from cupy.cuda import nccl
-        self.cupy, self.nccl, self.mpi = cupy, nccl, mpi_communicator
-        self.rank, self.size = mpi_communicator.rank, mpi_communicator.size
-        unique_id = nccl.get_unique_id() if self.rank == 0 else None
-        unique_id = mpi_communicator.comm.bcast(unique_id, root=0)
-        self.comm = nccl.NcclCommunicator(self.size, unique_id, self.rank)
-
-    def allreduce_sum(self, buffer):
-        dtypes = {np.dtype(np.float32): self.nccl.NCCL_FLOAT32, np.dtype(np.float64): self.nccl.NCCL_FLOAT64}
-        stream = self.cupy.cuda.get_current_stream()
-        self.comm.allReduce(buffer.data.ptr, buffer.data.ptr, buffer.size, dtypes[buffer.dtype],
-                            self.nccl.NCCL_SUM, stream.ptr)
-        stream.synchronize()
-
-    def allgather(self, value):
-        return self.mpi.allgather(value)
