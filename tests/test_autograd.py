@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
+from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import minivgg.functional as F
 from minivgg import Tensor, gradcheck, no_grad
