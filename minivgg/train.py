@@ -121,7 +121,8 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         if comm.size > 1 and self.step % self.check_every == 0:
-            check_replicas(comm, self.model.parameters(), self.step)
+            state = [p.data for p in self.model.parameters()] + [v for v in self.optimizer.velocities if v is not None]
+            check_replicas(comm, state, self.step)
         return float(value), int(correct)
 
     def evaluate(self, loader):

@@ -42,14 +42,14 @@ def allreduce_gradients(communicator, parameters, extras):
     return summed.get() if hasattr(summed, "get") else summed
 
 
-def checksum(parameters):
-    """A cheap fingerprint of the weights: the float64 sum of every parameter."""
-    return float(sum(float(p.data.sum(dtype=np.float64)) for p in parameters))
+def checksum(arrays):
+    """A cheap fingerprint of a replica's state: the float64 sum of every array."""
+    return float(sum(float(a.sum(dtype=np.float64)) for a in arrays))
 
 
-def check_replicas(communicator, parameters, step):
-    """Raise CommunicatorError unless every rank holds the same weights (by checksum)."""
-    sums = communicator.allgather(checksum(parameters))
+def check_replicas(communicator, arrays, step):
+    """Raise CommunicatorError unless every rank holds the same ``arrays`` (weights, velocities), by checksum."""
+    sums = communicator.allgather(checksum(arrays))
     if any(s != sums[0] for s in sums):
-        raise CommunicatorError(f"data parallel: the replicas' weights drifted apart by step {step}: "
-                                f"checksums per rank {sums}")
+        raise CommunicatorError(f"data parallel: the replicas' weights or optimiser state drifted apart by "
+                                f"step {step}: checksums per rank {sums}")
