@@ -36,6 +36,7 @@ def lrn_forward(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
 
 def lrn_backward(dy, x, d, size=5, alpha=1e-4, beta=0.75):
     """Gradient of lrn_forward w.r.t. x, given its saved denominator ``d``."""
-    weighted = dy * x * d ** (-beta - 1)
+    scale = d ** (-beta)  # one power (the slow part) serves both terms: d**(-beta-1) = scale / d
+    weighted = dy * x * scale / d
     spread = channel_window_sum(weighted, (size - 1) // 2, size // 2)
-    return dy * d ** (-beta) - 2 * alpha * beta * x * spread
+    return dy * scale - 2 * alpha * beta * x * spread
