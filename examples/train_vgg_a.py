@@ -81,7 +81,9 @@ def build_model(args, num_classes, in_channels):
     model = models.vgg(args.config, num_classes, in_channels, args.train_size, args.width, args.init, args.seed)
     if args.warm_start:
         state, _, meta = read_checkpoint(args.warm_start)
-        shallow = models.vgg(meta["model"]["config"], num_classes, in_channels, args.train_size, args.width)
+        trained = meta["model"]
+        shallow = models.vgg(trained["config"], trained["num_classes"], trained["in_channels"],
+                             trained["input_size"], trained["width"])
         shallow.load_state_dict(state)
         models.warm_start(model, shallow)
     return model.to(args.device)
