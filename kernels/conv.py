@@ -37,15 +37,28 @@ def pad_nhwc(x_nhwc, padding):
     return padded
 
 
+SMALL_CHANNELS = 4  # below this, im2col copies whole image rows instead of runs of C numbers
+
+
 def im2col(x, kh, kw, stride=1, padding=0):
     """Copy every (kh, kw) window of NCHW ``x`` into a row of a matrix.
 
     Returns ``cols`` of shape (N*Ho*Wo, kh*kw*C), row (n, i, j), column (u, v, c).
+    For an input layer (1 or 3 channels) each window offset contributes only
+    C contiguous numbers per row, and such short copies are slow; there the
+    transpose of ``cols`` is filled instead, one long image row at a time,
+    and its transposed view is returned (the same matrix, column-major).
     """
     xp = pad_nhwc(to_nhwc(x), padding)
     n, hp, wp, c = xp.shape
     ho = (hp - kh) // stride + 1
     wo = (wp - kw) // stride + 1
+    if c < SMALL_CHANNELS:
+        cols_t = np.empty((kh, kw, c, n, ho, wo), dtype=x.dtype)
+        for u in range(kh):
+            for v in range(kw):
+                cols_t[u, v] = xp[:, u:u + stride * ho:stride, v:v + stride * wo:stride, :].transpose(3, 0, 1, 2)
+        return cols_t.reshape(kh * kw * c, n * ho * wo).T
     cols = np.empty((n, ho, wo, kh, kw, c), dtype=x.dtype)
     for u in range(kh):
         for v in range(kw):
