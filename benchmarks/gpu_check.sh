@@ -14,6 +14,13 @@ export OUT
 PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# CuPy caches every compiled kernel (ours and its own) in ~/.cupy/kernel_cache and fails to compile
+# where it cannot create that folder; the parts share the cache, so only the first one compiles.
+if [ -z "${CUPY_CACHE_DIR:-}" ] && ! { mkdir -p "${HOME:-/nonexistent}/.cupy/kernel_cache" 2>/dev/null \
+                                       && [ -w "$HOME/.cupy/kernel_cache" ]; }; then
+    export CUPY_CACHE_DIR="${TMPDIR:-/tmp}/cupy-kernel-cache-$(id -u)"
+fi
+
 # A fresh machine may hold the repository without minivgg installed from it.
 if ! (cd /tmp && "$PYTHON" -c "import minivgg.kernels" 2>/dev/null); then
     echo "gpu_check: installing minivgg from $(pwd) (pip install -e . --no-deps)" >&2

@@ -127,7 +127,7 @@ def tests(out, dry_run, budget):
                                         stderr=subprocess.STDOUT, timeout=budget - 5).returncode
         except subprocess.TimeoutExpired:
             returncode = f"timed out after {budget - 5} s"
-        result = {"command": " ".join(["python"] + command[1:]), "returncode": returncode,
+        result = {"command": " ".join(["python"] + command[1:]), "returncode": returncode, "dry_run": dry_run,
                   "seconds": round(time.perf_counter() - start, 1), "output": "pytest_gpu.txt"}
         if junit.exists():
             result.update(junit_counts(junit))
@@ -151,6 +151,9 @@ def tests_lines(result):
     lines = [f"{result['passed']} passed, {result['failures']} failed, {result['errors']} errors, "
              f"{result['skipped']} skipped in {result['seconds']} s (return code {result['returncode']}; "
              f"full output in pytest_gpu.txt)"]
+    if not result.get("dry_run") and result["tests"] and result["skipped"] == result["tests"]:
+        # pytest exits 0 when everything skips: on a GPU machine that means CuPy cannot reach the GPU
+        lines.append("  !! every GPU test was SKIPPED: CuPy finds no usable CUDA device (see environment)")
     return lines + [f"  FAILED {name}" for name in result["failed_tests"]]
 
 
