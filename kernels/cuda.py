@@ -106,6 +106,12 @@ def gpu_module(source):
 
 
 @functools.cache
+def gpu_function(kernel, expression, device_id):
+    """``expression`` (e.g. ``relu_forward<float>``) on GPU ``device_id``, looked up once, not per launch."""
+    return gpu_module(SOURCE_OF[kernel]).get_function(expression)
+
+
+@functools.cache
 def emulated_module(source):
     """The emulator's build of kernels/<source>, compiled once (and cached on disk)."""
     from .emulator import EmulatedModule
@@ -152,10 +158,11 @@ def launch(kernel, dtype, grid, block, args, shared_bytes=0):
     if 0 in tuple(grid):
         return
     expression = f"{kernel}<{C_TYPES[dtype]}>"
-    if array_module(*arrays) is np:
+    xp = array_module(*arrays)
+    if xp is np:
         emulated_module(SOURCE_OF[kernel]).launch(expression, grid, block, args, shared_bytes)
     else:
-        function = gpu_module(SOURCE_OF[kernel]).get_function(expression)
+        function = gpu_function(kernel, expression, xp.cuda.Device().id)
         function(tuple(grid), tuple(block), tuple(args), shared_mem=shared_bytes)
 
 
