@@ -272,13 +272,18 @@ def bias_grad(dy):
     return db
 
 
-def conv2d_backward(dy, x_shape, cols, w, stride=1, padding=0):
-    """Gradients of conv2d w.r.t. its input, weight and bias: ``(dx, dw, db)``."""
+def conv2d_backward(dy, x_shape, cols, w, stride=1, padding=0, input_grad=True):
+    """Gradients of conv2d w.r.t. its input, weight and bias: ``(dx, dw, db)``.
+
+    With ``input_grad=False`` (the first layer: nothing to send the gradient
+    to) dx is None and its GEMM and col2im are skipped.
+    """
     o, c, kh, kw = w.shape
     dy_rows = to_nhwc(dy).reshape(-1, o)
     dw = (dy_rows.T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
-    dcols = dy_rows @ weight_matrix(w)
-    dx = col2im(dcols, x_shape, kh, kw, stride, padding)
+    dx = None
+    if input_grad:
+        dx = col2im(dy_rows @ weight_matrix(w), x_shape, kh, kw, stride, padding)
     return dx, array_module(dw).ascontiguousarray(dw), bias_grad(dy)
 
 

@@ -77,3 +77,19 @@ def test_output_and_input_gradient_are_nchw_views_of_nhwc_memory(case):
     y, (dx, *_) = forward_backward(conv(case), inputs(case))
     assert y.transpose(0, 2, 3, 1).flags.c_contiguous
     assert dx.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def test_an_input_that_needs_no_gradient_skips_dx_but_keeps_dw_and_db():
+    import numpy as np
+    from minivgg import Tensor
+    from minivgg import functional as F
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    grads = []
+    for x_needs_grad in (True, False):
+        xt, wt, bt = Tensor(x, requires_grad=x_needs_grad), Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)
+        F.conv2d(xt, wt, bt, padding=1).sum().backward()
+        grads.append((xt.grad, wt.grad, bt.grad))
+    assert grads[0][0] is not None and grads[1][0] is None
+    np.testing.assert_array_equal(grads[0][1], grads[1][1])
+    np.testing.assert_array_equal(grads[0][2], grads[1][2])

@@ -21,7 +21,8 @@ class Conv2d(Function):
         return y
 
     def backward(self, grad):
-        dx, dw, db = self.kernels.conv2d_backward(grad, self.x_shape, self.cols, self.w, self.stride, self.padding)
+        dx, dw, db = self.kernels.conv2d_backward(grad, self.x_shape, self.cols, self.w, self.stride, self.padding,
+                                                  input_grad=self.inputs[0].requires_grad)
         return (dx, dw, db)[:len(self.inputs)]
 
 
