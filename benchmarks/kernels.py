@@ -37,8 +37,9 @@ import time
 
 import numpy as np
 
-from minivgg.kernels import cpu as K
-from minivgg.kernels.conv import conv_output_size, weight_matrix
+from minivgg import kernels
+from minivgg.functions.conv import conv2d_backward, conv2d_forward, weight_matrix
+from minivgg.kernels.layout import conv_output_size
 
 # VGG-A (Table 1 of the paper, column A): 3x3 convolutions (stride 1, padding 1) and 2x2 max-pools.
 VGG_A = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
@@ -152,7 +153,7 @@ def bench_conv(bench, rng, batch, c, o, side, first, naive, totals):
     x = x if first else nhwc_view(x)
     w = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
     b = rng.standard_normal(o).astype(np.float32)
-    y, cols = K.conv2d_forward(x, w, b, 1, 1)
+    y, cols = conv2d_forward(x, w, b, 1, 1)
     dy = nhwc_view(rng.standard_normal(y.shape).astype(np.float32))
 
     m, k = cols.shape
@@ -163,9 +164,9 @@ def bench_conv(bench, rng, batch, c, o, side, first, naive, totals):
     a_mat, b_mat = cols, w_mat.T                                                # (M, 9C), (9C, O)
     dy_rows = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).reshape(-1, o)     # (M, O)
 
-    fwd = bench.time(lambda: K.conv2d_forward(x, w, b, 1, 1))
+    fwd = bench.time(lambda: conv2d_forward(x, w, b, 1, 1))
     fwd_ref = bench.time(lambda: np.matmul(a_mat, b_mat))
-    bwd = bench.time(lambda: K.conv2d_backward(dy, x.shape, cols, w, 1, 1))
+    bwd = bench.time(lambda: conv2d_backward(dy, x.shape, cols, w, 1, 1))
     bwd_ref = bench.time(lambda: (np.matmul(dy_rows.T, a_mat), np.matmul(dy_rows, w_mat)))
     gemm = f"matmul {m}x{k}@{k}x{o}"
     bench.compute_row("conv fwd", shape, fwd, flops, gemm, fwd_ref)
@@ -182,7 +183,7 @@ def bench_conv(bench, rng, batch, c, o, side, first, naive, totals):
         y_naive, col = nchw_conv2d_forward(x_nchw, w, b, 1, 1)
         check(y_naive, y, "naive NCHW conv forward")
         for got, want in zip(nchw_conv2d_backward(dy_nchw, x.shape, col, w, 1, 1),
-                             K.conv2d_backward(dy, x.shape, cols, w, 1, 1)):
+                             conv2d_backward(dy, x.shape, cols, w, 1, 1)):
             check(got, want, "naive NCHW conv backward")
         nfwd = bench.time(lambda: nchw_conv2d_forward(x_nchw, w, b, 1, 1))
         nbwd = bench.time(lambda: nchw_conv2d_backward(dy_nchw, x.shape, col, w, 1, 1))
@@ -201,6 +202,7 @@ def check(got, want, what):
 
 
 def bench_relu(bench, rng, shape_text, x):
+    K = kernels.active("cpu")
     y = K.relu_forward(x)
     dy = nhwc_view(rng.standard_normal(x.shape).astype(np.float32))
     bench.memory_row("relu fwd", shape_text, lambda: K.relu_forward(x), nbytes(x, y))
@@ -208,6 +210,7 @@ def bench_relu(bench, rng, shape_text, x):
 
 
 def bench_pool(bench, rng, shape_text, x):
+    K = kernels.active("cpu")
     y, argmax = K.max_pool_forward(x, 2, 2, 2)
     dy = nhwc_view(rng.standard_normal(y.shape).astype(np.float32))
     bench.memory_row("max_pool fwd", shape_text, lambda: K.max_pool_forward(x, 2, 2, 2), nbytes(x, y, argmax))
@@ -216,6 +219,7 @@ def bench_pool(bench, rng, shape_text, x):
 
 
 def bench_lrn(bench, rng, shape_text, x):
+    K = kernels.active("cpu")
     y, d = K.lrn_forward(x, 5, 1e-4, 0.75, 2.0)
     dy = nhwc_view(rng.standard_normal(x.shape).astype(np.float32))
     bench.memory_row("lrn fwd (n=5)", shape_text, lambda: K.lrn_forward(x, 5, 1e-4, 0.75, 2.0), nbytes(x, y, d))
@@ -224,6 +228,7 @@ def bench_lrn(bench, rng, shape_text, x):
 
 
 def bench_dropout(bench, rng, batch):
+    K = kernels.active("cpu")
     x = rng.standard_normal((batch, CLASSIFIER_WIDTH)).astype(np.float32)
     y, mask = K.dropout_forward(x, 0.5, 1, 2, 3, 0)
     dy = rng.standard_normal(x.shape).astype(np.float32)
@@ -233,6 +238,7 @@ def bench_dropout(bench, rng, batch):
 
 
 def bench_loss(bench, rng, batch):
+    K = kernels.active("cpu")
     for classes in CLASSES:
         z = rng.standard_normal((batch, classes)).astype(np.float32)
         labels = rng.integers(0, classes, batch)

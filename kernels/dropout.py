@@ -24,6 +24,9 @@ the output bits.
 """
 import numpy as np
 
+from . import launch
+from .layout import array_module
+
 MIX_1 = np.uint32(0x7FEB352D)
 MIX_2 = np.uint32(0x846CA68B)
 
@@ -73,3 +76,31 @@ def dropout_forward(x, p, seed, step, layer, sample_offset=0):
 def dropout_backward(dy, mask, p):
     """dx = dy * mask / (1 - p)."""
     return dy * mask * dy.dtype.type(1.0 / (1.0 - p))
+
+
+# ---- the CUDA twins (dropout.cu) -----------------------------------------------------
+
+def dropout_forward_cuda(x, p, seed, step, layer, sample_offset=0):
+    """dropout_forward on dropout.cu: each thread hashes its own element's coin."""
+    xp = array_module(x)
+    threshold = keep_threshold(p)
+    x = xp.ascontiguousarray(x)      # the hash numbers elements in NCHW (C) order
+    y = xp.empty_like(x)
+    mask = xp.empty(x.shape, dtype=bool)
+    per_sample = x.size // x.shape[0] if x.shape[0] else 1
+    scale = x.dtype.type(1.0 / (1.0 - p))
+    launch.run_elementwise("dropout_forward", x.dtype, x.size,
+                           (x, y, mask, *launch.indices(x.size, per_sample),
+                            np.uint32(seed), np.uint32(step), np.uint32(layer), np.uint32(sample_offset),
+                            threshold, scale))
+    return y, mask
+
+
+def dropout_backward_cuda(dy, mask, p):
+    """dropout_backward on dropout.cu."""
+    xp = array_module(dy, mask)
+    dy, mask = xp.ascontiguousarray(dy), xp.ascontiguousarray(mask, dtype=bool)
+    dx = xp.empty_like(dy)
+    launch.run_elementwise("dropout_backward", dy.dtype, dy.size,
+                           (dy, mask, dx, *launch.indices(dy.size), dy.dtype.type(1.0 / (1.0 - p))))
+    return dx

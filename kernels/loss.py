@@ -12,6 +12,9 @@ The gradient is the softmax minus the one-hot label, over N:
 """
 import numpy as np
 
+from . import launch
+from .layout import array_module
+
 
 def softmax(z):
     """Row-wise softmax, stable."""
@@ -36,4 +39,40 @@ def softmax_cross_entropy_backward(probs, labels, dloss=1.0):
     dz = probs.copy()
     dz[np.arange(n), labels] -= 1
     dz *= probs.dtype.type(dloss / n)
+    return dz
+
+
+# ---- the CUDA twins (loss.cu) ----------------------------------------------------------
+
+def reduction_block(k):
+    """Threads for one row of k values: a power of two, at most launch.BLOCK."""
+    threads = 1
+    while threads < min(k, launch.BLOCK):
+        threads *= 2
+    return threads
+
+
+def softmax_cross_entropy_forward_cuda(z, labels):
+    """softmax_cross_entropy_forward on loss.cu: one block per row, reductions in shared memory."""
+    xp = array_module(z, labels)
+    z = xp.ascontiguousarray(z)
+    labels = xp.ascontiguousarray(labels, dtype=np.int64)
+    n, k = z.shape
+    probs = xp.empty_like(z)
+    row_loss = xp.empty(n, dtype=z.dtype)
+    threads = reduction_block(k)
+    launch.run("softmax_cross_entropy_forward", z.dtype, (n,), (threads,),
+               (z, labels, probs, row_loss, *launch.indices(k)), shared_bytes=threads * z.dtype.itemsize)
+    return xp.asarray(row_loss.mean(), dtype=z.dtype), probs
+
+
+def softmax_cross_entropy_backward_cuda(probs, labels, dloss=1.0):
+    """softmax_cross_entropy_backward on loss.cu."""
+    xp = array_module(probs, labels)
+    probs = xp.ascontiguousarray(probs)
+    labels = xp.ascontiguousarray(labels, dtype=np.int64)
+    n, k = probs.shape
+    dz = xp.empty_like(probs)
+    launch.run_elementwise("softmax_cross_entropy_backward", probs.dtype, probs.size,
+                           (probs, labels, dz, *launch.indices(probs.size, k), probs.dtype.type(float(dloss) / n)))
     return dz

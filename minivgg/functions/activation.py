@@ -11,7 +11,7 @@ the same coins as the whole batch would.
 import numbers
 
 from ..autograd import Function, as_tensor
-from ._dispatch import kernels_for
+from ..kernels import kernels_for
 
 
 class ReLU(Function):

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..autograd import Function, Tensor
 from ..backend import device_of, get_array_module, move_array
-from ._dispatch import check_ndim, kernels_for
+from ..kernels import kernels_for
+from .checks import check_ndim
 
 
 class SoftmaxCrossEntropy(Function):

@@ -7,7 +7,8 @@ uses alpha/size; this is the paper's formula.  The gradient is derived in
 ``kernels/lrn.py``.
 """
 from ..autograd import Function
-from ._dispatch import check_ndim, kernels_for
+from ..kernels import kernels_for
+from .checks import check_ndim
 
 
 class LocalResponseNorm(Function):

@@ -6,7 +6,8 @@ The gradient flows only to the input that won each window:
 dx[n, c, s*i + u*, s*j + v*] += dy[n, c, i, j] with (u*, v*) the argmax.
 """
 from ..autograd import Function
-from ._dispatch import check_ndim, kernels_for
+from ..kernels import kernels_for
+from .checks import check_ndim
 
 
 class MaxPool2d(Function):

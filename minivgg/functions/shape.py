@@ -1,6 +1,6 @@
 """Shape operations, differentiable: flatten."""
 from ..autograd import as_tensor
-from ._dispatch import check_ndim
+from .checks import check_ndim
 
 
 def flatten(x):
