@@ -163,10 +163,14 @@ def run(kernel, dtype, grid, block, args, shared_bytes=0):
     SOURCE_OF[kernel].launch(kernel, dtype, grid, block, args, shared_bytes)
 
 
+def grid_for(n, block=None):
+    """The grid of a grid-stride loop over ``n`` items, ``block`` (default ``BLOCK``) threads per block."""
+    return (max(1, min(-(-n // (block or BLOCK)), MAX_BLOCKS)),)
+
+
 def run_elementwise(kernel, dtype, n, args):
     """Launch one of the project's grid-stride kernels over ``n`` elements, ``BLOCK`` threads per block."""
-    grid = (max(1, min(-(-n // BLOCK), MAX_BLOCKS)),)
-    run(kernel, dtype, grid, (BLOCK,), args)
+    run(kernel, dtype, grid_for(n), (BLOCK,), args)
 
 
 def indices(*values):
