@@ -1,9 +1,8 @@
-"""ReLU forward and backward (the NumPy twin of activation.cu).
+"""The ReLU kernels: the NumPy twins of activation.cu, then the CUDA launches.
 
-    y = max(x, 0)          dx = dy * [y > 0]
-
-Element-wise kernels keep the memory layout of their input (``out`` arrays are
-allocated with ``np.empty_like``, which copies the strides' order, or with
+The maths is stated in ``minivgg/functions/activation.py``.  Element-wise
+kernels keep the memory layout of their input (``out`` arrays are allocated
+with ``np.empty_like``, which copies the strides' order, or with
 ``empty_with_layout``), so an NCHW view of NHWC memory stays one.
 """
 import numpy as np

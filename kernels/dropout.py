@@ -1,11 +1,6 @@
-"""Dropout with a stateless, counter-based mask (the NumPy twin of dropout.cu).
+"""The dropout kernels, with a stateless, counter-based mask: the NumPy twins of dropout.cu.
 
-Inverted dropout keeps each element with probability 1 - p and scales the
-kept ones by 1 / (1 - p), so the expected output equals the input and the
-network needs no change at test time:
-
-    y = x * mask / (1 - p),     mask in {0, 1}
-
+The maths, y = x * mask / (1 - p), is stated in ``minivgg/functions/activation.py``.
 The mask is not drawn from a random-number *generator* with a hidden state.
 Each element's coin is a pure function of five integers,
 

@@ -1,14 +1,8 @@
-"""Softmax cross-entropy over integer labels (the NumPy twin of loss.cu).
+"""The softmax cross-entropy kernels: the NumPy twins of loss.cu, then the CUDA launches.
 
-For logits z of shape (N, K) and labels t in {0..K-1},
-
-    loss = (1/N) sum_n [ logsumexp(z_n) - z_n[t_n] ]
-    logsumexp(z) = m + log sum_k exp(z_k - m),   m = max_k z_k
-
-Subtracting the row maximum m keeps every exp() <= 1, so nothing overflows.
-The gradient is the softmax minus the one-hot label, over N:
-
-    dz[n, k] = (softmax(z_n)[k] - [k == t_n]) / N
+The maths (log-sum-exp with the row maximum subtracted) is stated in
+``minivgg/functions/loss.py``.  The CUDA twin gives each row one block and
+reduces its maximum and its sum in shared memory.
 """
 import numpy as np
 

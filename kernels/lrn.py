@@ -1,18 +1,8 @@
-"""Local response normalisation across channels (the NumPy twin of lrn.cu).
+"""The LRN kernels: the NumPy twins of lrn.cu, then the CUDA launches.
 
-Krizhevsky et al. 2012, section 3.3, used by the VGG paper's net A-LRN:
-
-    d[n, c, h, w] = k + alpha * sum_{c' in win(c)} x[n, c', h, w]**2
-    y = x * d**(-beta)
-
-with win(c) the ``size`` channels c - size//2 .. c + (size-1)//2 that exist.
-(PyTorch's LocalResponseNorm divides alpha by ``size``: its alpha is
-``size`` times ours.)  Differentiating, with g = dL/dy,
-
-    dx[c] = g[c] * d[c]**(-beta)
-            - 2 * alpha * beta * x[c] * sum_{c'' : c in win(c'')} g[c''] * x[c''] * d[c'']**(-beta-1)
-
-The second sum runs over the *transposed* window c - (size-1)//2 .. c + size//2.
+The maths and the gradient's derivation are in ``minivgg/functions/lrn.py``.
+The power is the slow part: both twins compute one per element,
+s = d**(-beta), and get d**(-beta-1) as s / d.
 """
 import numpy as np
 

@@ -1,15 +1,8 @@
-"""Max-pooling forward and backward (the NumPy twin of pool.cu).
+"""The max-pool kernels: the NumPy twins of pool.cu, then the CUDA launches.
 
-    y[n, c, i, j] = max over (u, v) of x[n, c, s*i + u, s*j + v]
-
-for a (kh, kw) window and stride s, with no padding.  The backward sends each
-output gradient to the one input that won the max (the first, on a tie):
-
-    dx[n, c, s*i + u*, s*j + v*] += dy[n, c, i, j],   (u*, v*) = argmax
-
-``+=`` because overlapping windows (stride < kernel) can pick the same input.
-The forward returns the winner's position inside its window (u*kw + v) so that
-the backward needs no search.
+The maths (and the tie rule: the first maximum wins) is stated in
+``minivgg/functions/pool.py``.  Both twins return each winner's position in
+its window, u*kw + v, as int32, so that the backward needs no search.
 """
 import numpy as np
 
