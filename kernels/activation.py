@@ -7,19 +7,25 @@ with ``np.empty_like``, which copies the strides' order, or with
 """
 import numpy as np
 
-from . import launch, workspace
+from . import launch, shards, workspace
 from .layout import check_same_dtype, dense, empty_with_layout, with_layout
 
 
 def relu_forward(x):
     """y = max(x, 0)."""
-    return np.maximum(x, 0, out=workspace.empty_like(x))
+    y = workspace.empty_like(x)
+    shards.over_batch(lambda start, stop: np.maximum(x[start:stop], 0, out=y[start:stop]), len(x), x.size)
+    return y
 
 
 def relu_backward(dy, y):
     """dx = dy where the output was positive, else 0."""
-    positive = np.greater(y, 0, out=workspace.take(y.shape, bool))
-    return np.multiply(dy, positive, out=workspace.empty_like(dy))
+    dx, positive = workspace.empty_like(dy), workspace.take(y.shape, bool)
+
+    def mask(start, stop):
+        np.multiply(dy[start:stop], np.greater(y[start:stop], 0, out=positive[start:stop]), out=dx[start:stop])
+    shards.over_batch(mask, len(y), y.size)
+    return dx
 
 
 # ---- the CUDA twins (activation.cu) --------------------------------------------------

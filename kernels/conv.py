@@ -18,7 +18,7 @@ kernels have the same names and compute the same entries.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import launch, workspace
+from . import launch, shards, workspace
 from .layout import array_module, conv_output_size, dense, to_nchw, to_nhwc
 
 
@@ -31,8 +31,12 @@ def pad_nhwc(x_nhwc, padding):
     n, h, w, c = x_nhwc.shape
     p = padding
     padded = workspace.empty((n, h + 2 * p, w + 2 * p, c), x_nhwc.dtype)
-    padded[:, :p], padded[:, p + h:], padded[:, p:p + h, :p], padded[:, p:p + h, p + w:] = 0, 0, 0, 0
-    padded[:, p:p + h, p:p + w, :] = x_nhwc
+
+    def pad(start, stop):
+        part = padded[start:stop]
+        part[:, :p], part[:, p + h:], part[:, p:p + h, :p], part[:, p:p + h, p + w:] = 0, 0, 0, 0
+        part[:, p:p + h, p:p + w, :] = x_nhwc[start:stop]
+    shards.over_batch(pad, n, padded.size)
     return padded
 
 
@@ -57,13 +61,20 @@ def im2col(x, kh, kw, stride=1, padding=0):
     wo = (wp - kw) // stride + 1
     if c < SMALL_CHANNELS:
         cols_t = workspace.empty((kh, kw, c, n, ho, wo), x.dtype)
-        for u in range(kh):
-            for v in range(kw):
-                cols_t[u, v] = xp[:, u:u + stride * ho:stride, v:v + stride * wo:stride, :].transpose(3, 0, 1, 2)
+
+        def copy_rows(start, stop):
+            for u in range(kh):
+                for v in range(kw):
+                    window = xp[start:stop, u:u + stride * ho:stride, v:v + stride * wo:stride, :]
+                    cols_t[u, v, :, start:stop] = window.transpose(3, 0, 1, 2)
+        shards.over_batch(copy_rows, n, cols_t.size)
         return cols_t.reshape(kh * kw * c, n * ho * wo).T
     windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
     cols = workspace.empty((n, ho, wo, kh, kw, c), x.dtype)
-    np.copyto(cols, windows.transpose(0, 1, 2, 4, 5, 3))
+
+    def copy_windows(start, stop):
+        np.copyto(cols[start:stop], windows[start:stop].transpose(0, 1, 2, 4, 5, 3))
+    shards.over_batch(copy_windows, n, cols.size)
     return cols.reshape(n * ho * wo, kh * kw * c)
 
 
@@ -77,10 +88,15 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
     ho = conv_output_size(h, kh, stride, padding)
     wo = conv_output_size(w, kw, stride, padding)
     windows = cols.reshape(n, ho, wo, kh, kw, c)
-    xp = workspace.zeros((n, h + 2 * padding, w + 2 * padding, c), cols.dtype)
-    for u in range(kh):
-        for v in range(kw):
-            xp[:, u:u + stride * ho:stride, v:v + stride * wo:stride, :] += windows[:, :, :, u, v, :]
+    xp = workspace.empty((n, h + 2 * padding, w + 2 * padding, c), cols.dtype)
+
+    def add_windows(start, stop):
+        part = xp[start:stop]
+        part.fill(0)
+        for u in range(kh):
+            for v in range(kw):
+                part[:, u:u + stride * ho:stride, v:v + stride * wo:stride, :] += windows[start:stop, :, :, u, v, :]
+    shards.over_batch(add_windows, n, cols.size)
     return to_nchw(xp[:, padding:padding + h, padding:padding + w, :])
 
 

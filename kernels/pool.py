@@ -6,7 +6,7 @@ its window, u*kw + v, as int32, so that the backward needs no search.
 """
 import numpy as np
 
-from . import launch, workspace
+from . import launch, shards, workspace
 from .layout import array_module, conv_output_size, to_nchw, to_nhwc
 
 
@@ -29,19 +29,24 @@ def max_pool_forward(x, kh=2, kw=2, stride=2):
     argmax += greater * (index - argmax), not by a masked assignment: a
     random mask defeats the CPU's branch prediction and is ten times slower.
     """
-    offsets = window_offsets(to_nhwc(x), kh, kw, stride)
-    _, first = next(offsets)
-    y = workspace.empty(first.shape, x.dtype)
-    np.copyto(y, first)
-    argmax = workspace.zeros(y.shape, np.int32)
-    greater = workspace.empty(y.shape, bool)
-    step = workspace.empty(y.shape, np.int32)
-    for index, candidate in offsets:
-        np.greater(candidate, y, out=greater)
-        np.maximum(y, candidate, out=y)
-        np.subtract(index, argmax, out=step)
-        step *= greater
-        argmax += step
+    x_nhwc = to_nhwc(x)
+    n, h, w, c = x_nhwc.shape
+    shape = (n, conv_output_size(h, kh, stride, 0), conv_output_size(w, kw, stride, 0), c)
+    y, argmax = workspace.empty(shape, x.dtype), workspace.empty(shape, np.int32)
+    greater, step = workspace.empty(shape, bool), workspace.empty(shape, np.int32)
+
+    def pool(start, stop):
+        ys, arg, gt, st = y[start:stop], argmax[start:stop], greater[start:stop], step[start:stop]
+        offsets = window_offsets(x_nhwc[start:stop], kh, kw, stride)
+        np.copyto(ys, next(offsets)[1])
+        arg.fill(0)
+        for index, candidate in offsets:
+            np.greater(candidate, ys, out=gt)
+            np.maximum(ys, candidate, out=ys)
+            np.subtract(index, arg, out=st)
+            st *= gt
+            arg += st
+    shards.over_batch(pool, n, x_nhwc.size)
     return to_nchw(y), to_nchw(argmax)
 
 
@@ -49,11 +54,16 @@ def max_pool_backward(dy, argmax, x_shape, kh=2, kw=2, stride=2):
     """Route each output gradient to the input that won its window."""
     n, c, h, w = x_shape
     dy_nhwc, arg_nhwc = to_nhwc(dy), to_nhwc(argmax)
-    dx = workspace.zeros((n, h, w, c), dy.dtype)
+    dx = workspace.empty((n, h, w, c), dy.dtype)
     routed, won = workspace.empty(dy_nhwc.shape, dy.dtype), workspace.empty(dy_nhwc.shape, bool)
-    for index, target in window_offsets(dx, kh, kw, stride):
-        np.multiply(dy_nhwc, np.equal(arg_nhwc, index, out=won), out=routed)
-        target += routed  # += : overlapping windows may send several gradients to one input
+
+    def route(start, stop):
+        dxs, rs, ws = dx[start:stop], routed[start:stop], won[start:stop]
+        dxs.fill(0)
+        for index, target in window_offsets(dxs, kh, kw, stride):
+            np.multiply(dy_nhwc[start:stop], np.equal(arg_nhwc[start:stop], index, out=ws), out=rs)
+            target += rs  # += : overlapping windows may send several gradients to one input
+    shards.over_batch(route, n, dx.size)
     return to_nchw(dx)
 
 
