@@ -137,8 +137,12 @@ def main(argv=None):
     test, _ = data.load_split(args.dataset, "test", args.data, args.download)
     loader, val_loader, test_loader, mean = make_loaders(args, train, test)
     model = build_model(args, num_classes, in_channels=train[0][0].shape[0])
+    sizes = {"train_images": len(loader.labels), "val_images": len(val_loader.labels),
+             "test_images": len(test_loader.labels)}
     if trainer_is_leader(communicator):
         print(summary(model, (model.in_channels, args.train_size, args.train_size)))
+        print(f"{args.dataset}: training on {sizes['train_images']} images, validating on {sizes['val_images']} "
+              f"held out of them, testing on {sizes['test_images']}")
     optimizer = SGD(model.parameters(), args.lr, args.momentum, args.weight_decay)
     schedule = PlateauSchedule(optimizer, patience=args.patience)
     meta = {"config": args.config, "width": args.width, "num_classes": num_classes, "input_size": args.train_size,
@@ -155,19 +159,19 @@ def main(argv=None):
     result = {"test_top1_error": test_stats["top1_error"], "test_top5_error": test_stats["top5_error"],
               "test_accuracy": 1 - test_stats["top1_error"], "epochs": trainer.epoch,
               "stop_reason": trainer.stop_reason, "wall_seconds_this_run": time.perf_counter() - start,
-              "train_images_per_second": [h["images_per_second"] for h in history], **meta}
+              "train_images_per_second": [h["images_per_second"] for h in history], **sizes, **meta}
     if not trainer.leader:
         return result
     with open(os.path.join(args.out, "result.json"), "w", encoding="utf-8") as out:
         json.dump(result, out, indent=2)
-    print(test_line(result, len(test[1]), args.out))
+    print(final_line(result, args.out))
     return result
 
 
-def test_line(result, images, out):
+def final_line(result, out):
     """The last line of a run: the test accuracy and errors, and where the curves are."""
     top5 = "" if result["test_top5_error"] is None else f", top-5 error {result['test_top5_error']:.4f}"
-    return (f"test accuracy {result['test_accuracy']:.4f} on {images} test images (top-1 error "
+    return (f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} test images (top-1 error "
             f"{result['test_top1_error']:.4f}{top5}) after {result['epochs']} epochs; "
             f"curves in {os.path.join(out, 'curves.png')}")
 

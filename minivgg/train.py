@@ -269,12 +269,12 @@ class progress_bar:
     The bar disappears when done: the lines printed after it tell the story.
     """
 
-    def __init__(self, total, description, enabled):
+    def __init__(self, total, description, enabled, unit="batch"):
         self.bar = None
         if enabled:
             try:
                 from tqdm import tqdm
-                self.bar = tqdm(total=total, desc=description, unit="batch", dynamic_ncols=True, leave=False)
+                self.bar = tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True, leave=False)
             except ImportError:
                 pass
 
