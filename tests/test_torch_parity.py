@@ -280,7 +280,7 @@ def test_a_torchvision_pth_becomes_a_checkpoint_that_evaluate_vgg_runs(tmp_path)
 
     image = data.ImageFolder(f"{folder}/val").images[3]  # torchvision's pipeline, computed by torch
     central = torch.from_numpy(data.center_crop(data.rescale(image, 40), 32).astype(np.float32)) / 255
-    channel_mean, channel_std = (torch.tensor(values)[:, None, None] for values in (data.IMAGENET_MEAN, data.IMAGENET_STD))
+    channel_mean, channel_std = (torch.tensor(v)[:, None, None] for v in (data.IMAGENET_MEAN, data.IMAGENET_STD))
     normalised = (central - channel_mean) / channel_std
     with torch.no_grad():
         expected = reference.eval()(normalised[None]).numpy()
