@@ -1,14 +1,17 @@
-"""The image-folder path through the command-line scripts, as a user runs it: train, resume, evaluate, fuse.
+"""The image-folder path through the command-line scripts, as a user runs it: train, resume, evaluate, fuse, draw.
 
 A generated folder of real-sized colour PNGs (three classes) goes through
-examples/train_vgg_a.py and examples/evaluate_vgg.py in subprocesses.
+examples/train_vgg_a.py, evaluate_vgg.py and show_features.py in subprocesses.
 """
 import json
 import os
+import subprocess
+import sys
 
 import pytest
+from PIL import Image
 
-from image_folders import run_script, write_image_folder
+from image_folders import ROOT, run_script, write_image_folder
 
 CLASSES = ("cat", "dog", "fox")
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -101,3 +104,28 @@ def test_evaluating_a_net_on_a_test_set_it_cannot_read_is_a_one_line_error(runs)
                 else "cannot read the fashion-mnist test set")
     assert result.stderr.startswith("evaluate_vgg.py: error: ") and expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_show_features_draws_the_filters_and_each_stage(runs):
+    pytest.importorskip("matplotlib", reason="show_features.py draws with matplotlib (an optional extra)")
+    checkpoint = runs["fixed"] / "checkpoint.npz"
+    result = run_script("show_features.py", checkpoint, "--image", "4", "--maps", "3")
+    picture = runs["fixed"] / "features.png"  # beside the checkpoint
+    assert result.stdout.strip() == (f"{picture}: the 4 first-layer filters and the feature maps of test image 4 "
+                                     f"at 5 stages")
+    with Image.open(picture) as image:
+        assert image.format == "PNG" and image.width >= 800 and image.height > 5 * 100  # five stage rows
+    out_of_range = run_script("show_features.py", checkpoint, "--image", "9", expect_failure=True)
+    assert out_of_range.stderr.strip() == ("show_features.py: error: --image 9 is out of range: the folder test "
+                                           "set has 9 images")
+
+
+def test_show_features_without_matplotlib_says_how_to_install_it(runs):
+    script = ROOT / "examples" / "show_features.py"
+    code = ("import runpy, sys; sys.modules['matplotlib'] = None; "  # None in sys.modules: import fails
+            f"sys.argv = [{str(script)!r}, {str(runs['fixed'] / 'checkpoint.npz')!r}]; "
+            f"runpy.run_path({str(script)!r}, run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert result.stderr.strip() == ("show_features.py: error: drawing needs matplotlib: pip install matplotlib "
+                                     "(or pip install -e '.[train]')")
