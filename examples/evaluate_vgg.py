@@ -24,16 +24,15 @@ import argparse
 import json
 import os
 
+from cli_common import HelpFormatter, fail
 from minivgg import data
 from minivgg.evaluate import METHODS, check_fusable, fuse, posteriors, protocol_scales, top_k_error
 from minivgg.train import CHECKPOINT, load_vgg, progress_bar
 
-PROGRAM = "evaluate_vgg.py"
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("checkpoints", nargs="+", help="checkpoint.npz files written by train_vgg_a.py "
                                                        "(or by import_torchvision.py)")
     parser.add_argument("--dataset", choices=data.DATASETS, help="test set (default: the checkpoints' dataset)")
@@ -49,11 +48,6 @@ def parse_args(argv=None):
     parser.add_argument("--out", help="JSON file of the table (default: evaluation.json beside the first checkpoint)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
-
-
-def fail(message):
-    """Stop with a one-line error, the way argparse reports a bad flag."""
-    raise SystemExit(f"{PROGRAM}: error: {message}")
 
 
 def run_label(path):

@@ -18,6 +18,7 @@ sorted, they give torchvision's class order.
 import argparse
 import os
 
+from cli_common import HelpFormatter
 from minivgg import data, models
 from minivgg.models.torchvision import TORCHVISION_NAMES, numpy_state
 from minivgg.optim import SGD, PlateauSchedule
@@ -26,7 +27,7 @@ from minivgg.train import CHECKPOINT, write_checkpoint
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("weights", help="a torchvision VGG state dict saved with torch.save (e.g. vgg16-397923af.pth)")
     parser.add_argument("--data", help="ImageNet-style folder (DIR/val/<class>/<image>) to record as the test set")
     parser.add_argument("--scale", default="256", help="the training scale S the test scales Q are chosen from")

@@ -16,18 +16,18 @@ import os
 
 import numpy as np
 
+from cli_common import HelpFormatter, fail
 from minivgg import Tensor, data, no_grad
 from minivgg.evaluate import protocol_scales
 from minivgg.nn import MaxPool2d
 from minivgg.train import load_vgg
 
-PROGRAM = "show_features.py"
 FILTER_COLUMNS = 16  # first-layer filters per row of the top panel
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("checkpoint", help="a checkpoint.npz written by train_vgg_a.py or import_torchvision.py")
     parser.add_argument("--image", type=int, default=0, help="index of the test image to show")
     parser.add_argument("--maps", type=int, default=8, help="feature maps shown per stage (the most active)")
@@ -35,10 +35,6 @@ def parse_args(argv=None):
     parser.add_argument("--data", help="data directory (default: the checkpoint's)")
     parser.add_argument("--out", help="PNG file (default: features.png beside the checkpoint)")
     return parser.parse_args(argv)
-
-
-def fail(message):
-    raise SystemExit(f"{PROGRAM}: error: {message}")
 
 
 def pyplot():

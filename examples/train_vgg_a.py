@@ -27,6 +27,7 @@ import json
 import os
 import time
 
+from cli_common import HelpFormatter, fail
 from minivgg import data, models, parallel, summary
 from minivgg.evaluate import protocol_scales
 from minivgg.optim import SGD, PlateauSchedule
@@ -37,15 +38,15 @@ DEFAULT_VAL_SIZE = 5000  # at most; a tenth of the training images where that is
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--config", default="A", choices=list(models.TABLE_1), help="row of the paper's Table 1")
     parser.add_argument("--width", type=float, default=0.25, help="channel multiplier; 1 is the paper's network")
     parser.add_argument("--epochs", type=int, default=10,
                         help="at most this many epochs; the schedule may stop sooner (lr cut 3 times)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per SGD step (the paper: 256)")
     parser.add_argument("--lr", type=float, default=0.01, help="initial learning rate (the paper: 0.01)")
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (the paper: 0.9)")
+    parser.add_argument("--weight-decay", type=float, default=5e-4, help="L2 penalty on the weights (the paper: 5e-4)")
     parser.add_argument("--patience", type=int, default=1, help="epochs without improvement before lr /= 10")
     parser.add_argument("--init", default="glorot", choices=["paper", "glorot"],
                         help="'paper': N(0, 0.01^2); 'glorot': Glorot uniform (trains from scratch)")
@@ -82,11 +83,11 @@ def val_size(args, train_count):
     """--val-size, or its default for ``train_count`` training images; exits with a one-line error if it cannot fit."""
     size = args.val_size if args.val_size is not None else max(1, min(DEFAULT_VAL_SIZE, train_count // 10))
     if train_count < 2:
-        raise SystemExit(f"train_vgg_a.py: error: the training set has {train_count} image(s); "
-                         f"at least 2 are needed (one to train on, one to validate with)")
+        fail(f"the training set has {train_count} image(s); at least 2 are needed (one to train on, one to "
+             f"validate with)")
     if not 0 < size < train_count:
-        raise SystemExit(f"train_vgg_a.py: error: --val-size {size} does not fit: the training set has "
-                         f"{train_count} images, so --val-size must be in 1..{train_count - 1}")
+        fail(f"--val-size {size} does not fit: the training set has {train_count} images, so --val-size must be "
+             f"in 1..{train_count - 1}")
     return size
 
 

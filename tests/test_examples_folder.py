@@ -123,6 +123,7 @@ def test_show_features_draws_the_filters_and_each_stage(runs):
 def test_show_features_without_matplotlib_says_how_to_install_it(runs):
     script = ROOT / "examples" / "show_features.py"
     code = ("import runpy, sys; sys.modules['matplotlib'] = None; "  # None in sys.modules: import fails
+            f"sys.path.insert(0, {str(script.parent)!r}); "  # as when the script runs itself
             f"sys.argv = [{str(script)!r}, {str(runs['fixed'] / 'checkpoint.npz')!r}]; "
             f"runpy.run_path({str(script)!r}, run_name='__main__')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
