@@ -1,20 +1,13 @@
-"""Max-pooling forward and backward (the NumPy twin of pool.cu).
+"""The max-pool kernels: the NumPy twins of pool.cu, then the CUDA launches.
 
-    y[n, c, i, j] = max over (u, v) of x[n, c, s*i + u, s*j + v]
-
-for a (kh, kw) window and stride s, with no padding.  The backward sends each
-output gradient to the one input that won the max (the first, on a tie):
-
-    dx[n, c, s*i + u*, s*j + v*] += dy[n, c, i, j],   (u*, v*) = argmax
-
-``+=`` because overlapping windows (stride < kernel) can pick the same input.
-The forward returns the winner's position inside its window (u*kw + v) so that
-the backward needs no search.
+The maths (and the tie rule: the first maximum wins) is stated in
+``minivgg/functions/pool.py``.  Both twins return each winner's position in
+its window, u*kw + v, as int32, so that the backward needs no search.
 """
 import numpy as np
 
-from .conv import conv_output_size
-from .layout import to_nchw, to_nhwc
+from . import launch
+from .layout import array_module, conv_output_size, to_nchw, to_nhwc
 
 
 def window_offsets(x_nhwc, kh, kw, stride):
@@ -60,4 +53,30 @@ def max_pool_backward(dy, argmax, x_shape, kh=2, kw=2, stride=2):
     for index, target in window_offsets(dx, kh, kw, stride):
         np.multiply(dy_nhwc, np.equal(arg_nhwc, index, out=won), out=routed)
         target += routed  # += : overlapping windows may send several gradients to one input
+    return to_nchw(dx)
+
+
+# ---- the CUDA twins (pool.cu) --------------------------------------------------------
+
+def max_pool_forward_cuda(x, kh=2, kw=2, stride=2):
+    """max_pool_forward on pool.cu: one thread per output element scans its window."""
+    xp = array_module(x)
+    x_nhwc = to_nhwc(x)
+    n, h, w, c = x_nhwc.shape
+    ho, wo = conv_output_size(h, kh, stride, 0), conv_output_size(w, kw, stride, 0)
+    y = xp.empty((n, ho, wo, c), dtype=x.dtype)
+    argmax = xp.empty((n, ho, wo, c), dtype=np.int32)
+    launch.run_elementwise("max_pool_forward", x.dtype, y.size,
+                           (x_nhwc, y, argmax, *launch.indices(n, h, w, c, kh, kw, stride, ho, wo)))
+    return to_nchw(y), to_nchw(argmax)
+
+
+def max_pool_backward_cuda(dy, argmax, x_shape, kh=2, kw=2, stride=2):
+    """max_pool_backward on pool.cu: one thread per input element collects what its windows sent."""
+    n, c, h, w = x_shape
+    dy_nhwc, arg_nhwc = to_nhwc(dy), to_nhwc(argmax.astype(np.int32, copy=False))
+    ho, wo = dy_nhwc.shape[1:3]
+    dx = array_module(dy).empty((n, h, w, c), dtype=dy.dtype)
+    launch.run_elementwise("max_pool_backward", dy.dtype, dx.size,
+                           (dy_nhwc, arg_nhwc, dx, *launch.indices(n, h, w, c, kh, kw, stride, ho, wo)))
     return to_nchw(dx)

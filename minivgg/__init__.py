@@ -3,32 +3,38 @@
 Floors, from the bottom: ``backend`` (NumPy or CuPy), ``kernels``
 (hand-written, arrays in and out), ``autograd`` and ``functional`` (the
 differentiable operations), then layers, models, training and evaluation.
+The README's table "What is inside" places every module on its floor.
 
-``import minivgg`` loads only the floors up to the layers; the upper ones
-(``minivgg.models``, ``.data``, ``.optim``, ``.train``, ``.evaluate``, ...)
-are imported the first time they are used, so a low floor still imports
-without the ones above it.
+Every name below is imported on first use, so that ``import minivgg.backend``
+or ``import minivgg.kernels`` loads nothing from the floors above them.
 """
 import importlib
 
-from . import functional, nn
-from .autograd import Function, Tensor, no_grad
-from .gradcheck import GradcheckError, gradcheck
-from .summary import summary
-
-LAZY_MODULES = ("data", "evaluate", "kernels", "metrics", "models", "optim", "parallel", "train")
-
-__all__ = ["Function", "GradcheckError", "Tensor", "functional", "gradcheck", "nn", "no_grad", "summary",
-           *LAZY_MODULES]
 __version__ = "0.1.0"
+
+# name -> (module, attribute or None for the module itself)
+_EXPORTS = {
+    "Tensor": ("minivgg.autograd", "Tensor"),
+    "Function": ("minivgg.autograd", "Function"),
+    "no_grad": ("minivgg.autograd", "no_grad"),
+    "GradcheckError": ("minivgg.gradcheck", "GradcheckError"),
+    "gradcheck": ("minivgg.gradcheck", "gradcheck"),
+    "summary": ("minivgg.summary", "summary"),
+    **{name: (f"minivgg.{name}", None) for name in (
+        "backend", "kernels", "functional", "nn", "optim", "models", "data", "train", "evaluate", "parallel")},
+}
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name):
-    """Import an upper floor on first use: ``minivgg.models.vgg("A")`` works after ``import minivgg``."""
-    if name in LAZY_MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module 'minivgg' has no attribute {name!r}")
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'minivgg' has no attribute {name!r}")
+    module_name, attribute = _EXPORTS[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value   # the next lookup is a plain attribute
+    return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(LAZY_MODULES))
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import minivgg.functional as F
 from functional_helpers import forward_backward
 from minivgg import Tensor, gradcheck
-from minivgg.kernels import cpu as kernels
+from minivgg.kernels import dropout as kernels
 from strategies import away_from_zero, dropout_cases, in_layout, memory_layouts, nchw_shapes, values
 
 # --- ReLU ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def test_import_minivgg_loads_no_upper_floor_until_it_is_used():
     assert run_python(code).splitlines() == ["[]", "VGG True False"]
 
 
-@pytest.mark.parametrize("name", UPPER + ("kernels", "metrics"))
+@pytest.mark.parametrize("name", UPPER + ("kernels", "backend", "functional", "nn"))
 def test_every_floor_is_an_attribute_of_the_package(name):
     module = getattr(minivgg, name)
     assert module.__name__ == f"minivgg.{name}" and name in dir(minivgg) and name in minivgg.__all__

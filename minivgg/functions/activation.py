@@ -3,15 +3,18 @@
 ReLU:     y = max(x, 0),                 dx = dy * [y > 0]
 Dropout:  y = x * mask / (1 - p),        dx = dy * mask / (1 - p)
 
-The dropout mask is a pure function of (seed, step, layer, global sample
-index, element index): see ``kernels/dropout.py``.  ``sample_offset`` is the
-global index of this batch's first sample, so a shard of a split batch draws
-the same coins as the whole batch would.
+Inverted dropout keeps each element with probability 1 - p and scales the
+kept ones by 1 / (1 - p), so the expected output equals the input and the
+network needs no change at test time.  The mask is a pure function of
+(seed, step, layer, global sample index, element index): see
+``kernels/dropout.py``.  ``sample_offset`` is the global index of this
+batch's first sample, so a shard of a split batch draws the same coins as
+the whole batch would.
 """
 import numbers
 
 from ..autograd import Function, as_tensor
-from ._dispatch import kernels_for
+from ..kernels import kernels_for
 
 
 class ReLU(Function):

@@ -6,7 +6,7 @@
 Pure GEMMs: NumPy hands them to BLAS, CuPy to cuBLAS.
 """
 from ..autograd import Function
-from ._dispatch import check_ndim
+from .checks import check_ndim
 
 
 class Linear(Function):

@@ -2,7 +2,7 @@
 import math
 
 from ..autograd import as_tensor
-from ._dispatch import check_ndim
+from .checks import check_ndim
 
 
 def flatten(x):

@@ -10,7 +10,7 @@ The update runs in place, through the ``sgd_update`` kernel (one fused pass
 on the GPU), so a step allocates no new parameter-sized arrays.
 """
 from ..backend import move_array
-from ..functions._dispatch import kernels_for
+from ..kernels import kernels_for
 
 
 class SGD:
