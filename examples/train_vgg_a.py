@@ -31,7 +31,7 @@ from cli_common import HelpFormatter, fail
 from minivgg import data, models, parallel, summary
 from minivgg.evaluate import protocol_scales
 from minivgg.optim import SGD, PlateauSchedule
-from minivgg.train import Trainer, load_vgg
+from minivgg.train import Trainer, load_vgg, plural
 
 DEFAULT_VAL_SIZE = 5000  # at most; a tenth of the training images where that is fewer
 
@@ -173,7 +173,7 @@ def final_line(result, out):
     """The last line of a run: the test accuracy and errors, and where the curves are."""
     top5 = "" if result["test_top5_error"] is None else f", top-5 error {result['test_top5_error']:.4f}"
     return (f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} test images (top-1 error "
-            f"{result['test_top1_error']:.4f}{top5}) after {result['epochs']} epochs; "
+            f"{result['test_top1_error']:.4f}{top5}) after {plural(result['epochs'], 'epoch')}; "
             f"curves in {os.path.join(out, 'curves.png')}")
 
 

@@ -92,9 +92,9 @@ class Trainer:
     def why_stopped(self, epochs):
         """One line saying why ``fit`` ended."""
         if self.schedule.finished:
-            return (f"stopped after epoch {self.epoch}: learning rate cut {self.schedule.decreases} times and "
-                    f"validation accuracy stopped improving again: stopping, as the paper does")
-        return f"stopped after epoch {self.epoch}: reached the limit of {epochs} epochs"
+            return (f"stopped after epoch {self.epoch}: learning rate cut {plural(self.schedule.decreases, 'time')} "
+                    f"and validation accuracy stopped improving again: stopping, as the paper does")
+        return f"stopped after epoch {self.epoch}: reached the limit of {plural(epochs, 'epoch')}"
 
     def say(self, line):
         """Print ``line`` on the leading rank (the only one that writes)."""
@@ -289,6 +289,11 @@ class progress_bar:
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
             self.bar.update(steps)
+
+
+def plural(count, word):
+    """'1 epoch', '3 epochs'."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def epoch_line(record, epochs):
