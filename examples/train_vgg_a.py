@@ -142,8 +142,8 @@ def main(argv=None):
              "test_images": len(test_loader.labels)}
     if trainer_is_leader(communicator):
         print(summary(model, (model.in_channels, args.train_size, args.train_size)))
-        print(f"{args.dataset}: training on {sizes['train_images']} images, validating on {sizes['val_images']} "
-              f"held out of them, testing on {sizes['test_images']}")
+        print(f"{args.dataset}: {sizes['train_images']} training images, {sizes['val_images']} validation images "
+              f"(held out of the training set), {sizes['test_images']} test images")
     optimizer = SGD(model.parameters(), args.lr, args.momentum, args.weight_decay)
     schedule = PlateauSchedule(optimizer, patience=args.patience)
     meta = {"config": args.config, "width": args.width, "num_classes": num_classes, "input_size": args.train_size,

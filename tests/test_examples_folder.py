@@ -51,7 +51,8 @@ def test_the_default_validation_set_is_a_tenth_of_train_and_the_run_is_recorded(
     assert result["dataset"] == "folder" and result["data"] == runs["folder"] and result["test_top5_error"] is None
     assert result["epochs"] == 3 and result["stop_reason"] == "stopped after epoch 3: reached the limit of 3 epochs"
     assert (result["train_images"], result["val_images"], result["test_images"]) == (38, 4, 9)  # 42 in train/
-    assert "folder: training on 38 images, validating on 4 held out of them, testing on 9" in runs["first"]
+    assert "folder: 38 training images, 4 validation images (held out of the training set), 9 test images" in \
+        runs["first"]
     assert {"checkpoint.npz", "log.jsonl", "result.json"} <= {p.name for p in runs["fixed"].iterdir()}
 
 

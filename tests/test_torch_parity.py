@@ -274,7 +274,7 @@ def test_a_torchvision_pth_becomes_a_checkpoint_that_evaluate_vgg_runs(tmp_path)
     imported = run_script("import_torchvision.py", weights, "--data", folder, "--scale", "40",
                           "--out", tmp_path / "vgg11")
     assert "VGG-A (10 classes, 32x32 crops, 113,090 parameters)" in imported.stdout
-    model, meta = load_vgg(str(tmp_path / "vgg11" / "checkpoint.npz"))
+    model, meta = load_vgg(str(tmp_path / "vgg11" / "checkpoint.npz"), "evaluate")
     mean, std = data.torchvision_normalisation()
     assert meta["model"]["mean"] == pytest.approx(mean.tolist()) and meta["model"]["std"] == pytest.approx(std.tolist())
 
