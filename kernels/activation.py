@@ -7,18 +7,19 @@ with ``np.empty_like``, which copies the strides' order, or with
 """
 import numpy as np
 
-from . import launch
+from . import launch, workspace
 from .layout import check_same_dtype, dense, empty_with_layout, with_layout
 
 
 def relu_forward(x):
     """y = max(x, 0)."""
-    return np.maximum(x, 0, out=np.empty_like(x))
+    return np.maximum(x, 0, out=workspace.empty_like(x))
 
 
 def relu_backward(dy, y):
     """dx = dy where the output was positive, else 0."""
-    return np.multiply(dy, y > 0, out=np.empty_like(dy))
+    positive = np.greater(y, 0, out=workspace.take(y.shape, bool))
+    return np.multiply(dy, positive, out=workspace.empty_like(dy))
 
 
 # ---- the CUDA twins (activation.cu) --------------------------------------------------

@@ -16,20 +16,23 @@ The NumPy twins come first; the CUDA twins below launch ``conv.cu``, whose
 kernels have the same names and compute the same entries.
 """
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-from . import launch
+from . import launch, workspace
 from .layout import array_module, conv_output_size, dense, to_nchw, to_nhwc
 
 
 # ---- the NumPy twins ---------------------------------------------------------------
 
 def pad_nhwc(x_nhwc, padding):
-    """Zero-pad the two spatial axes of an NHWC array."""
+    """Zero-pad the two spatial axes of an NHWC array (into a reused buffer: only its border is zeroed)."""
     if padding == 0:
         return x_nhwc
     n, h, w, c = x_nhwc.shape
-    padded = np.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=x_nhwc.dtype)
-    padded[:, padding:padding + h, padding:padding + w, :] = x_nhwc
+    p = padding
+    padded = workspace.empty((n, h + 2 * p, w + 2 * p, c), x_nhwc.dtype)
+    padded[:, :p], padded[:, p + h:], padded[:, p:p + h, :p], padded[:, p:p + h, p + w:] = 0, 0, 0, 0
+    padded[:, p:p + h, p:p + w, :] = x_nhwc
     return padded
 
 
@@ -40,25 +43,27 @@ def im2col(x, kh, kw, stride=1, padding=0):
     """Copy every (kh, kw) window of NCHW ``x`` into a row of a matrix.
 
     Returns ``cols`` of shape (N*Ho*Wo, kh*kw*C), row (n, i, j), column (u, v, c).
-    For an input layer (1 or 3 channels) each window offset contributes only
-    C contiguous numbers per row, and such short copies are slow; there the
-    transpose of ``cols`` is filled instead, one long image row at a time,
-    and its transposed view is returned (the same matrix, column-major).
+    The windows are a strided view of the padded input, ``windows[n, i, j,
+    c, u, v]``, copied in one call into the (n, i, j, u, v, c) order of
+    ``cols``.  For an input layer (1 or 3 channels) each window offset
+    contributes only C contiguous numbers per row, and such short copies are
+    slow; there the transpose of ``cols`` is filled instead, one long image
+    row at a time, and its transposed view is returned (the same matrix,
+    column-major).
     """
     xp = pad_nhwc(to_nhwc(x), padding)
     n, hp, wp, c = xp.shape
     ho = (hp - kh) // stride + 1
     wo = (wp - kw) // stride + 1
     if c < SMALL_CHANNELS:
-        cols_t = np.empty((kh, kw, c, n, ho, wo), dtype=x.dtype)
+        cols_t = workspace.empty((kh, kw, c, n, ho, wo), x.dtype)
         for u in range(kh):
             for v in range(kw):
                 cols_t[u, v] = xp[:, u:u + stride * ho:stride, v:v + stride * wo:stride, :].transpose(3, 0, 1, 2)
         return cols_t.reshape(kh * kw * c, n * ho * wo).T
-    cols = np.empty((n, ho, wo, kh, kw, c), dtype=x.dtype)
-    for u in range(kh):
-        for v in range(kw):
-            cols[:, :, :, u, v, :] = xp[:, u:u + stride * ho:stride, v:v + stride * wo:stride, :]
+    windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
+    cols = workspace.empty((n, ho, wo, kh, kw, c), x.dtype)
+    np.copyto(cols, windows.transpose(0, 1, 2, 4, 5, 3))
     return cols.reshape(n * ho * wo, kh * kw * c)
 
 
@@ -72,7 +77,7 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
     ho = conv_output_size(h, kh, stride, padding)
     wo = conv_output_size(w, kw, stride, padding)
     windows = cols.reshape(n, ho, wo, kh, kw, c)
-    xp = np.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=cols.dtype)
+    xp = workspace.zeros((n, h + 2 * padding, w + 2 * padding, c), cols.dtype)
     for u in range(kh):
         for v in range(kw):
             xp[:, u:u + stride * ho:stride, v:v + stride * wo:stride, :] += windows[:, :, :, u, v, :]

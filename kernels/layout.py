@@ -67,9 +67,14 @@ def empty_with_layout(like, dtype=None):
     return buffer.transpose(np.argsort(order).tolist())
 
 
+def same_layout(a, b):
+    """True when ``a`` and ``b`` have one shape and walk memory alike (axes of length 1 do not count)."""
+    return a.shape == b.shape and all(sa == sb for sa, sb, n in zip(a.strides, b.strides, a.shape) if n > 1)
+
+
 def with_layout(a, like):
     """``a`` laid out in memory like ``like`` (a copy only when the layouts differ)."""
-    if a.strides == like.strides:
+    if same_layout(a, like):
         return a
     out = empty_with_layout(like, a.dtype)
     out[...] = a

@@ -6,7 +6,7 @@ its window, u*kw + v, as int32, so that the backward needs no search.
 """
 import numpy as np
 
-from . import launch
+from . import launch, workspace
 from .layout import array_module, conv_output_size, to_nchw, to_nhwc
 
 
@@ -31,10 +31,11 @@ def max_pool_forward(x, kh=2, kw=2, stride=2):
     """
     offsets = window_offsets(to_nhwc(x), kh, kw, stride)
     _, first = next(offsets)
-    y = first.copy()
-    argmax = np.zeros(y.shape, dtype=np.int32)
-    greater = np.empty(y.shape, dtype=bool)
-    step = np.empty(y.shape, dtype=np.int32)
+    y = workspace.empty(first.shape, x.dtype)
+    np.copyto(y, first)
+    argmax = workspace.zeros(y.shape, np.int32)
+    greater = workspace.empty(y.shape, bool)
+    step = workspace.empty(y.shape, np.int32)
     for index, candidate in offsets:
         np.greater(candidate, y, out=greater)
         np.maximum(y, candidate, out=y)
@@ -48,8 +49,8 @@ def max_pool_backward(dy, argmax, x_shape, kh=2, kw=2, stride=2):
     """Route each output gradient to the input that won its window."""
     n, c, h, w = x_shape
     dy_nhwc, arg_nhwc = to_nhwc(dy), to_nhwc(argmax)
-    dx = np.zeros((n, h, w, c), dtype=dy.dtype)
-    routed, won = np.empty_like(dy_nhwc), np.empty(dy_nhwc.shape, dtype=bool)
+    dx = workspace.zeros((n, h, w, c), dy.dtype)
+    routed, won = workspace.empty(dy_nhwc.shape, dy.dtype), workspace.empty(dy_nhwc.shape, bool)
     for index, target in window_offsets(dx, kh, kw, stride):
         np.multiply(dy_nhwc, np.equal(arg_nhwc, index, out=won), out=routed)
         target += routed  # += : overlapping windows may send several gradients to one input

@@ -12,7 +12,7 @@ cached copy, and one small scratch buffer serves every chunk.
 import numpy as np
 
 from . import launch
-from .layout import flat_memory, is_dense, with_layout
+from .layout import flat_memory, is_dense, same_layout, with_layout
 
 CHUNK = 16384  # elements per chunk: param, grad, velocity and scratch stay in a 256 KiB L2 cache
 
@@ -29,7 +29,7 @@ def check_sgd_arrays(param, grad, velocity):
         if array.shape != param.shape or array.dtype != param.dtype:
             raise ValueError(f"sgd_update: {name} has shape {array.shape} and dtype {array.dtype}, "
                              f"but param has shape {param.shape} and dtype {param.dtype}")
-    if not is_dense(param) or velocity.strides != param.strides:
+    if not is_dense(param) or not same_layout(velocity, param):
         raise ValueError(f"sgd_update: param and velocity are updated in place, so they must be dense "
                          f"with the same strides, got {param.strides} and {velocity.strides}")
 

@@ -23,14 +23,23 @@ view.  The products are written once, here, for NumPy (BLAS) and CuPy
 kernel set of the arrays' device.
 """
 from ..autograd import Function
-from ..kernels import kernels_for
+from ..kernels import kernels_for, workspace
 from ..kernels.layout import array_module, conv_output_size, to_nchw, to_nhwc
 from .checks import check_ndim
 
 
 def weight_matrix(w):
-    """Weight (O, C, kh, kw) as the (O, kh*kw*C) matrix that matches im2col's columns."""
+    """Weight (O, C, kh, kw) as the (O, kh*kw*C) matrix that matches im2col's columns.
+
+    Free for a weight in (O, kh, kw, C) memory, as ``nn.Conv2d`` keeps it; a copy otherwise.
+    """
     return array_module(w).ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(w.shape[0], -1)
+
+
+def matmul(a, b):
+    """a @ b into a reused workspace (NumPy) or a new array (CuPy)."""
+    out = workspace.empty((a.shape[0], b.shape[1]), a.dtype, like=a)
+    return array_module(a).matmul(a, b, out=out)
 
 
 def conv2d_forward(x, w, b=None, stride=1, padding=0):
@@ -40,7 +49,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     o, _, kh, kw = w.shape
     ho, wo = conv_output_size(h, kh, stride, padding), conv_output_size(wd, kw, stride, padding)
     cols = kernels.im2col(x, kh, kw, stride, padding)
-    y = cols @ weight_matrix(w).T
+    y = matmul(cols, weight_matrix(w).T)
     if b is not None:
         y += b
     return to_nchw(y.reshape(n, ho, wo, o)), cols
@@ -55,11 +64,11 @@ def conv2d_backward(dy, x_shape, cols, w, stride=1, padding=0, input_grad=True):
     kernels = kernels_for(dy)
     o, c, kh, kw = w.shape
     dy_rows = to_nhwc(dy).reshape(-1, o)
-    dw = (dy_rows.T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+    dw = matmul(dy_rows.T, cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)   # the weight's (O, kh, kw, C) memory
     dx = None
     if input_grad:
-        dx = kernels.col2im(dy_rows @ weight_matrix(w), x_shape, kh, kw, stride, padding)
-    return dx, array_module(dw).ascontiguousarray(dw), kernels.bias_grad(dy)
+        dx = kernels.col2im(matmul(dy_rows, weight_matrix(w)), x_shape, kh, kw, stride, padding)
+    return dx, dw, kernels.bias_grad(dy)
 
 
 class Conv2d(Function):

@@ -14,13 +14,19 @@ from .module import Module, Parameter
 
 
 class Conv2d(Module):
-    """A 2-d convolution; weight (out, in, k, k), PyTorch's layout."""
+    """A 2-d convolution; weight (out, in, k, k), PyTorch's layout.
+
+    The weight's memory is (out, k, k, in), the order of im2col's columns, and
+    ``weight`` is the (out, in, k, k) view of it: the convolution's GEMMs read
+    it and its gradient comes out in it, so neither is copied at every step.
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding=0, bias=True,
                  rng=None, dtype=np.float32, initialise=True):
         super().__init__()
         self.stride, self.padding = stride, padding
-        self.weight = Parameter(np.zeros((out_channels, in_channels, kernel_size, kernel_size), dtype))
+        weight = np.zeros((out_channels, kernel_size, kernel_size, in_channels), dtype)
+        self.weight = Parameter(weight.transpose(0, 3, 1, 2))
         self.bias = Parameter(np.zeros(out_channels, dtype)) if bias else None
         if initialise:
             glorot_uniform_(self.weight, rng or np.random.default_rng())
