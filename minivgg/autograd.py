@@ -14,10 +14,13 @@ accumulated in ``.grad``; the graph is freed as it is walked.
 """
 import contextlib
 
+import numpy as np
+
 from .backend import device_of, get_array_module, move_array
 from .inputs import check_inputs, constant_array
 
 _recording = True
+REPR_VALUES = 8  # a Tensor's repr lists its values up to this many elements
 
 
 @contextlib.contextmanager
@@ -62,8 +65,10 @@ class Tensor:
         return len(self.data)
 
     def __repr__(self):
+        """Shape, dtype and device; the values too when there are at most REPR_VALUES of them."""
+        values = f"{np.array2string(self.numpy(), separator=', ')}, " if self.size <= REPR_VALUES else ""
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({self.data!r}{grad})"
+        return f"Tensor({values}shape={self.shape}, dtype={self.dtype}, device={self.device!r}{grad})"
 
     def numpy(self):
         """The data as a NumPy array (copied from the GPU if needed)."""

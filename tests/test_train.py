@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -159,3 +160,48 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, s
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         read_checkpoint(str(tmp_path / CHECKPOINT))
+
+
+# --- what a run tells the console -------------------------------------------------------
+
+
+def still_trainer(out_dir, classes):
+    """A Trainer whose weights barely move (lr 1e-12): validation accuracy never improves after epoch 1."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (24, 1, 32, 32), dtype=np.uint8)
+    labels = np.arange(24) % classes
+    loader = data.DataLoader(images[:16], labels[:16], 8, data.TestTransform(32), shuffle=True)
+    val_loader = data.DataLoader(images[16:], labels[16:], 8, data.TestTransform(32), shuffle=False)
+    model = models.vgg("A", classes, 1, 32, width=0.0625, init="glorot")
+    optimizer = SGD(model.parameters(), lr=1e-12)
+    schedule = PlateauSchedule(optimizer, patience=1, max_decreases=2)
+    return Trainer(model, optimizer, schedule, loader, val_loader, str(out_dir), progress=False)
+
+
+def test_the_console_tells_each_epoch_each_cut_and_why_the_run_stopped(tmp_path, capsys):
+    trainer = still_trainer(tmp_path, classes=7)
+    history = trainer.fit(10)
+    lines = capsys.readouterr().out.splitlines()
+    assert [h["lr"] for h in history] == pytest.approx([1e-12, 1e-12, 1e-13, 1e-14])  # each epoch's own rate
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epoch_lines] == ["epoch 1/10", "epoch 2/10", "epoch 3/10", "epoch 4/10"]
+    assert all(re.search(r"train loss \d\.\d{4}, validation top-1 error [\d.]+%, top-5 [\d.]+%, lr 1e-1[234], "
+                         r"[\d,]+ images/s \(\d+ s\)$", line) for line in epoch_lines)
+    assert "validation accuracy stopped improving: learning rate 1e-12 -> 1e-13 (cut 1 of 2)" in lines
+    assert "validation accuracy stopped improving: learning rate 1e-13 -> 1e-14 (cut 2 of 2)" in lines
+    reason = ("stopped after epoch 4: learning rate cut 2 times and validation accuracy stopped improving again: "
+              "stopping, as the paper does")
+    assert lines[-1] == trainer.stop_reason == reason
+    logged = [json.loads(line) for line in (tmp_path / LOG).read_text().splitlines()]
+    assert [record["lr"] for record in logged] == [h["lr"] for h in history]
+
+
+def test_top5_is_left_out_for_five_classes_or_fewer(tmp_path, capsys):
+    trainer = still_trainer(tmp_path, classes=5)
+    history = trainer.fit(1)
+    assert history[0]["val_top5_error"] is None and trainer.evaluate(trainer.val_loader)["top5_error"] is None
+    out = capsys.readouterr().out
+    assert "validation top-1 error" in out and "top-5" not in out
+    assert trainer.stop_reason == "stopped after epoch 1: reached the limit of 1 epoch"
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / PLOT).read_bytes().startswith(b"\x89PNG")

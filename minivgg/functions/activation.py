@@ -55,4 +55,6 @@ def dropout(x, p=0.5, training=True, seed=0, step=0, layer=0, sample_offset=0):
             raise ValueError(f"dropout: expected {key} to be an integer in [0, 2**32), got {value!r}")
     if not training or p == 0.0:
         return as_tensor(x)
+    if as_tensor(x).ndim == 0:  # one sample of one element: the kernels count samples along axis 0
+        return dropout(as_tensor(x).reshape(1), p, training, seed, step, layer, sample_offset).reshape(())
     return Dropout.apply(x, p=p, seed=seed, step=step, layer=layer, sample_offset=sample_offset)

@@ -4,6 +4,8 @@ Every layer also knows, without running, the shape it outputs and the
 forward FLOPs it costs (a multiply-add counts as two), which is what
 ``minivgg.summary`` prints.
 """
+import numbers
+
 import numpy as np
 
 from .. import functional as F
@@ -78,9 +80,6 @@ class ShapePreserving(Module):
 
     def flops(self, shape):
         return 0
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
 
 
 class ReLU(ShapePreserving):
@@ -164,9 +163,6 @@ class Flatten(Module):
     def flops(self, shape):
         return 0
 
-    def __repr__(self):
-        return "Flatten()"
-
 
 class Sequential(Module):
     """Layers applied one after the other; children are named '0', '1', ..."""
@@ -183,7 +179,23 @@ class Sequential(Module):
         return len(self._modules)
 
     def __getitem__(self, index):
-        return list(self._modules.values())[index]
+        """The layer at ``index`` (negative counts from the end), or a new Sequential of a slice's layers."""
+        if isinstance(index, slice):
+            return Sequential(*list(self._modules.values())[index])
+        return self._modules[self._name_at(index)]
+
+    def __setitem__(self, index, layer):
+        """Replace the layer at ``index``; the new one takes the old one's name and place."""
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential: a layer must be a Module, got {type(layer).__name__}")
+        setattr(self, self._name_at(index), layer)
+
+    def _name_at(self, index):
+        names = list(self._modules)
+        if not isinstance(index, numbers.Integral) or not -len(names) <= index < len(names):
+            raise IndexError(f"Sequential: expected an integer index in {-len(names)}..{len(names) - 1} "
+                             f"or a slice, got {index!r}")
+        return names[index]
 
     def forward(self, x):
         for layer in self:
@@ -201,7 +213,3 @@ class Sequential(Module):
             total += layer.flops(shape)
             shape = layer.output_shape(shape)
         return total
-
-    def __repr__(self):
-        lines = "\n".join(f"  ({name}): {layer!r}".replace("\n", "\n  ") for name, layer in self._modules.items())
-        return f"Sequential(\n{lines}\n)"
