@@ -20,7 +20,6 @@ from .backend import device_of, get_array_module, move_array
 from .inputs import check_inputs, constant_array
 
 _recording = True
-REPR_VALUES = 8  # a Tensor's repr lists its values up to this many elements
 
 
 @contextlib.contextmanager
@@ -60,13 +59,11 @@ class Tensor:
     ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size)
     device = property(lambda self: device_of(self.data))
-
-    def __len__(self):
-        return len(self.data)
+    __len__ = lambda self: len(self.data)  # noqa: E731
 
     def __repr__(self):
-        """Shape, dtype and device; the values too when there are at most REPR_VALUES of them."""
-        values = f"{np.array2string(self.numpy(), separator=', ')}, " if self.size <= REPR_VALUES else ""
+        """Shape, dtype and device; the values too when there are at most 8 of them."""
+        values = f"{np.array2string(self.numpy(), separator=', ')}, " if self.size <= 8 else ""
         grad = ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor({values}shape={self.shape}, dtype={self.dtype}, device={self.device!r}{grad})"
 
@@ -145,9 +142,6 @@ class Tensor:
     def __getitem__(self, index): return arithmetic.GetItem.apply(self, index=index)
 
 
-FREED_GRAPH = ("backward: the graph behind this tensor was already freed by an earlier backward(); "
-               "recompute the forward pass to differentiate again")
-
 
 def topological_order(root):
     """Every tensor that ``root`` depends on through recorded Functions, inputs first."""
@@ -168,7 +162,8 @@ def parents(tensor):
     if tensor.creator is None:
         return []
     if tensor.creator.inputs is None:
-        raise RuntimeError(FREED_GRAPH)
+        raise RuntimeError("backward: the graph behind this tensor was already freed by an earlier backward(); "
+                           "recompute the forward pass to differentiate again")
     return [parent for parent in tensor.creator.inputs if parent.requires_grad]
 
 
