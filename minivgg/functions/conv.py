@@ -66,16 +66,26 @@ def conv2d_backward(dy, x_shape, cols, w, stride=1, padding=0, input_grad=True):
     return dx, dw, kernels.bias_grad(dy)
 
 
+# Columns larger than this are not kept for the backward but made again from the input there: at
+# 224x224 they would hold about 850 MB per VGG-A step (9x the input of each layer), while making them
+# again costs one im2col, a few percent of the layer's time.  Smaller ones (every layer at 32x32) are kept.
+KEEP_COLUMNS_BYTES = 64 * 2 ** 20
+
+
 class Conv2d(Function):
     name = "conv2d"
 
     def forward(self, x, w, *bias, stride, padding):
-        y, self.cols = conv2d_forward(x, w, bias[0] if bias else None, stride, padding)
+        y, cols = conv2d_forward(x, w, bias[0] if bias else None, stride, padding)
+        keep = cols.nbytes <= KEEP_COLUMNS_BYTES
+        self.cols, self.x = (cols, None) if keep else (None, x)
         self.x_shape, self.w, self.stride, self.padding = x.shape, w, stride, padding
         return y
 
     def backward(self, grad):
-        dx, dw, db = conv2d_backward(grad, self.x_shape, self.cols, self.w, self.stride, self.padding,
+        kh, kw = self.w.shape[2:]
+        cols = self.cols if self.x is None else kernels_for(self.x).im2col(self.x, kh, kw, self.stride, self.padding)
+        dx, dw, db = conv2d_backward(grad, self.x_shape, cols, self.w, self.stride, self.padding,
                                      input_grad=self.inputs[0].requires_grad)
         return (dx, dw, db)[:len(self.inputs)]
 
