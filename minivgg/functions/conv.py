@@ -21,11 +21,78 @@ Y and dY are (N*Ho*Wo, O): NHWC memory, of which the op hands out the NCHW
 view.  The products are written once, here, for NumPy (BLAS) and CuPy
 (cuBLAS) alike; only the copies (im2col, col2im, bias_grad) come from the
 kernel set of the arrays' device.
+
+A second algorithm computes the same y for 3x3 kernels with stride 1 and
+padding 1: Winograd F(2x2, 3x3) (Lavin & Gray 2016; the maths is in
+``kernels/winograd.py``).  Its 16 products, one per entry (i, j) of the 4x4
+transform domain, are
+
+    M[i, j] = V[i, j] @ U[i, j]        V = input transform (P tiles, C), U = filter transform (C, O)
+
+and y = output transform of M.  The input gradient of a 3x3, stride-1,
+padding-1 convolution is itself one: dx = conv(dy, w') with
+w'[c, o, u, v] = w[o, c, 2 - u, 2 - v] (the filters flipped, in and out
+channels swapped), so it runs through the same three steps.  The weight
+gradient stays dW = dY.T @ cols, with the im2col done in the backward.
+``choose_algorithm`` picks one per layer (the rule and its measurements are
+next to it); ``use_algorithm("im2col" | "winograd" | "auto")`` forces one for
+a block of code, ``set_algorithm`` for the process.
 """
+import contextlib
+
 from ..autograd import Function
 from ..kernels import kernels_for, workspace
 from ..kernels.layout import array_module, conv_output_size, to_nchw, to_nhwc
+from ..kernels.winograd import winograd_filter_transform
 from .checks import check_ndim
+
+ALGORITHMS = ("auto", "im2col", "winograd")
+_algorithm = "auto"   # process-wide, like the active kernel sets (data-parallel replica threads see it too)
+
+
+def set_algorithm(name):
+    """Use algorithm ``name`` for every convolution from now on: 'auto' (the rule), 'im2col' or 'winograd'.
+
+    'winograd' applies to the layers it can compute (3x3, stride 1, padding 1);
+    the others keep im2col.
+    """
+    global _algorithm
+    if name not in ALGORITHMS:
+        raise ValueError(f"conv2d: expected an algorithm in {list(ALGORITHMS)}, got {name!r}")
+    _algorithm = name
+
+
+@contextlib.contextmanager
+def use_algorithm(name):
+    """Within this block, convolutions use algorithm ``name`` (see ``set_algorithm``)."""
+    previous = _algorithm
+    set_algorithm(name)
+    try:
+        yield name
+    finally:
+        set_algorithm(previous)
+
+
+def winograd_applies(w_shape, stride, padding):
+    """Winograd F(2x2, 3x3) computes exactly the 3x3 convolutions with stride 1 and padding 1."""
+    return tuple(w_shape[2:]) == (3, 3) and stride == 1 and padding == 1
+
+
+def winograd_pays(x_shape, w_shape):
+    """The 'auto' rule: Winograd where it measured faster than im2col + GEMM, forward plus backward.
+
+    Filled in from benchmarks/winograd.py (see benchmarks/results/winograd.txt).
+    """
+    return min(x_shape[1], w_shape[0]) >= 128
+
+
+def choose_algorithm(x_shape, w_shape, stride, padding):
+    """'im2col' or 'winograd' for one layer: the forced algorithm where it applies, else the rule."""
+    if not winograd_applies(w_shape, stride, padding) or _algorithm == "im2col":
+        return "im2col"
+    if _algorithm == "winograd" or winograd_pays(x_shape, w_shape):
+        return "winograd"
+    return "im2col"
 
 
 def weight_matrix(w):
@@ -64,10 +131,54 @@ def conv2d_backward(dy, x_shape, cols, w, stride=1, padding=0, input_grad=True):
     kernels = kernels_for(dy)
     o, c, kh, kw = w.shape
     dy_rows = to_nhwc(dy).reshape(-1, o)
-    dw = matmul(dy_rows.T, cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)   # the weight's (O, kh, kw, C) memory
     dx = None
     if input_grad:
         dx = kernels.col2im(matmul(dy_rows, weight_matrix(w)), x_shape, kh, kw, stride, padding)
+    return dx, weight_grad(dy_rows, cols, w.shape), kernels.bias_grad(dy)
+
+
+def weight_grad(dy_rows, cols, w_shape):
+    """dW = dY.T @ cols, handed out in the weight's (O, kh, kw, C) memory."""
+    o, c, kh, kw = w_shape
+    return matmul(dy_rows.T, cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+
+
+# ---- Winograd F(2x2, 3x3): 3x3 kernels, stride 1, padding 1 ------------------------------------
+
+def batched_matmul(a, b):
+    """a[k] @ b[k] for every k, into a reused workspace (NumPy) or a new array (CuPy)."""
+    out = workspace.empty((a.shape[0], a.shape[1], b.shape[2]), a.dtype, like=a)
+    return array_module(a).matmul(a, b, out=out)
+
+
+def winograd_conv3x3(x, u):
+    """conv(x, w) with stride 1 and padding 1, given U = winograd_filter_transform(w) of shape (16, C, O)."""
+    kernels = kernels_for(x)
+    n, _, h, wd = x.shape
+    v = kernels.winograd_input_transform(x)                                   # (16, P, C)
+    return kernels.winograd_output_transform(batched_matmul(v, u), (n, u.shape[2], h, wd))
+
+
+def winograd_forward(x, w, b=None):
+    """y = conv(x, w) + b for a 3x3 weight, stride 1, padding 1, by Winograd F(2x2, 3x3), on raw arrays."""
+    y = winograd_conv3x3(x, winograd_filter_transform(w))
+    if b is not None:
+        y += b.reshape(-1, 1, 1)
+    return y
+
+
+def winograd_input_grad(dy, w):
+    """dx = conv(dy, w') with w'[c, o, u, v] = w[o, c, 2 - u, 2 - v], by Winograd F(2x2, 3x3)."""
+    flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    return winograd_conv3x3(dy, winograd_filter_transform(flipped))
+
+
+def winograd_backward(dy, x, w, input_grad=True):
+    """``(dx, dw, db)`` of a 3x3, stride-1, padding-1 conv2d: dx by Winograd, dW = dY.T @ im2col(x)."""
+    kernels = kernels_for(dy)
+    dy_rows = to_nhwc(dy).reshape(-1, w.shape[0])
+    dw = weight_grad(dy_rows, kernels.im2col(x, 3, 3, 1, 1), w.shape)
+    dx = winograd_input_grad(dy, w) if input_grad else None
     return dx, dw, kernels.bias_grad(dy)
 
 
@@ -75,13 +186,22 @@ class Conv2d(Function):
     name = "conv2d"
 
     def forward(self, x, w, *bias, stride, padding):
-        y, self.cols = conv2d_forward(x, w, bias[0] if bias else None, stride, padding)
+        b = bias[0] if bias else None
+        self.algorithm = choose_algorithm(x.shape, w.shape, stride, padding)
         self.x_shape, self.w, self.stride, self.padding = x.shape, w, stride, padding
+        if self.algorithm == "winograd":
+            self.x = x                  # the backward's im2col (for dW) needs it
+            return winograd_forward(x, w, b)
+        y, self.cols = conv2d_forward(x, w, b, stride, padding)
         return y
 
     def backward(self, grad):
-        dx, dw, db = conv2d_backward(grad, self.x_shape, self.cols, self.w, self.stride, self.padding,
-                                     input_grad=self.inputs[0].requires_grad)
+        input_grad = self.inputs[0].requires_grad
+        if self.algorithm == "winograd":
+            dx, dw, db = winograd_backward(grad, self.x, self.w, input_grad)
+        else:
+            dx, dw, db = conv2d_backward(grad, self.x_shape, self.cols, self.w, self.stride, self.padding,
+                                         input_grad=input_grad)
         return (dx, dw, db)[:len(self.inputs)]
 
 
