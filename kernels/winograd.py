@@ -50,6 +50,11 @@ G = np.array([[1.0, 0.0, 0.0],
               [0.5, 0.5, 0.5],
               [0.5, -0.5, 0.5],
               [0.0, 0.0, 1.0]])
+# (G g G^T)[i, j] = sum_{u, v} G[i, u] G[j, v] g[u, v]: one (16, 9) matrix for all 16 entries at once.
+FILTER_MATRIX = np.kron(G, G)
+# Flipping g (g[2 - u, 2 - v]) reverses G's columns, which swaps its rows 0 and 3:
+# G J = P G, so the transform of the flipped filter is entry (P i, P j) of the transform of g.
+FLIPPED_ORDER = [4 * p + q for p in (3, 1, 2, 0) for q in (3, 1, 2, 0)]
 
 
 def tile_counts(h, w):
@@ -57,16 +62,20 @@ def tile_counts(h, w):
     return -(-h // 2), -(-w // 2)
 
 
-def winograd_filter_transform(w):
+def winograd_filter_transform(w, flipped=False):
     """U[i, j, c, o] = (G g G^T)[i, j] for every filter g = w[o, c]: a (16, C, O) array.
 
-    Written once for NumPy and CuPy (the weights are small: a tensordot is plenty).
+    With ``flipped``, the transform of the filters that the input gradient
+    convolves with, w'[c, o, u, v] = w[o, c, 2 - u, 2 - v]: a (16, O, C) array.
+    One product (16, 9) @ (9, C) per output channel, on the weight's own
+    (O, kh, kw, C) memory (as nn.Conv2d keeps it); the result is a transposed
+    view, which BLAS reads as it is.  Written once for NumPy and CuPy.
     """
     xp = array_module(w)
-    g = xp.asarray(G, dtype=w.dtype)
-    gw = xp.tensordot(g, w, axes=([1], [2]))             # (4, O, C, 3): G g
-    u = xp.tensordot(gw, g, axes=([3], [1]))             # (4, O, C, 4): G g G^T
-    return xp.ascontiguousarray(u.transpose(0, 3, 2, 1)).reshape(16, w.shape[1], w.shape[0])
+    o, c = w.shape[:2]
+    rows = FILTER_MATRIX[FLIPPED_ORDER] if flipped else FILTER_MATRIX
+    u = xp.matmul(xp.asarray(rows, dtype=w.dtype), w.transpose(0, 2, 3, 1).reshape(o, 9, c))   # (O, 16, C)
+    return u.transpose(1, 0, 2) if flipped else u.transpose(1, 2, 0)
 
 
 # ---- the NumPy twins ---------------------------------------------------------------

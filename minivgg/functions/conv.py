@@ -169,8 +169,7 @@ def winograd_forward(x, w, b=None):
 
 def winograd_input_grad(dy, w):
     """dx = conv(dy, w') with w'[c, o, u, v] = w[o, c, 2 - u, 2 - v], by Winograd F(2x2, 3x3)."""
-    flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-    return winograd_conv3x3(dy, winograd_filter_transform(flipped))
+    return winograd_conv3x3(dy, winograd_filter_transform(w, flipped=True))
 
 
 def winograd_backward(dy, x, w, input_grad=True):
