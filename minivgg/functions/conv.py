@@ -78,12 +78,29 @@ def winograd_applies(w_shape, stride, padding):
     return tuple(w_shape[2:]) == (3, 3) and stride == 1 and padding == 1
 
 
-def winograd_pays(x_shape, w_shape):
-    """The 'auto' rule: Winograd where it measured faster than im2col + GEMM, forward plus backward.
+# The 'auto' rule, from benchmarks/winograd.py (benchmarks/results/winograd.txt: VGG-A at 32x32, batch 64,
+# float32, 2 cores, load average about 2).  Winograd saves GEMM work in proportion to C*O per pixel and adds
+# transform work in proportion to C + O, so what decides is C*O / (C + O), half the harmonic mean of C and O.
+# Forward plus backward ("step"), im2col's time over Winograd's:
+#
+#   layer (C->O @side)   harmonic mean   step speed       layer (C->O @side)   harmonic mean   step speed
+#   3->64 @32                  6           0.37x            128->256 @8              171           1.19x
+#   1->16 @32                  2           0.22x            256->256 @8              256           1.32x
+#   16->32 @16                21           0.89x            256->512 @4              341           1.26x
+#   32->64 @8                 43           0.81x            512->512 @4              512           1.30x
+#   64->64 @8                 64           1.02x            512->512 @2              512           1.07x, 1.08x
+#   64->128 @16 / @4          85           1.07x / 0.69x
+#   128->128 @4 / @2         128           1.05x / 1.02x, 0.88x
+#
+# Up to a harmonic mean of 128 the two algorithms are within the noise of each other (0.69x to 1.07x);
+# from 171 on (VGG-A's layers from 128->256 on) Winograd wins every time, by 1.07x to 1.32x.
+WINOGRAD_MIN_HARMONIC_MEAN = 160
 
-    Filled in from benchmarks/winograd.py (see benchmarks/results/winograd.txt).
-    """
-    return min(x_shape[1], w_shape[0]) >= 128
+
+def winograd_pays(x_shape, w_shape):
+    """The 'auto' rule: Winograd for layers whose channel counts have a harmonic mean 2CO/(C+O) of 160 or more."""
+    c, o = x_shape[1], w_shape[0]
+    return 2 * c * o >= WINOGRAD_MIN_HARMONIC_MEAN * (c + o)
 
 
 def choose_algorithm(x_shape, w_shape, stride, padding):
