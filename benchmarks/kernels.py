@@ -1,6 +1,6 @@
 """Time every NumPy kernel at the layer shapes of VGG-A on 32x32 images, batch 64, float32.
 
-    python benchmarks/kernels.py            # the full table (15 to 45 s on 2 cores)
+    python benchmarks/kernels.py            # the full table (15 to 45 s on 2 cores, by load)
     python benchmarks/kernels.py --quick    # a smoke run: batch 4, one call each (numbers meaningless)
     python benchmarks/kernels.py --variant im2col=examples.custom_numpy_kernel:im2col_windows
                                             # check an own kernel against the reference twin, then time both

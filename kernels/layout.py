@@ -13,7 +13,7 @@ import numpy as np
 
 def array_module(*arrays):
     """``numpy`` when every array is a NumPy array, ``cupy`` when every one is a CuPy array."""
-    if all(isinstance(a, np.ndarray) for a in arrays):
+    if all(isinstance(a, (np.ndarray, np.generic)) for a in arrays):
         return np
     try:
         import cupy

@@ -86,3 +86,18 @@ def empty_like(a):
     """An uninitialised pooled array shaped like NumPy ``a``, its axes in the same memory order."""
     order = memory_order(a)
     return take([a.shape[axis] for axis in order], a.dtype).transpose(np.argsort(order).tolist())
+
+
+def copy(a):
+    """A copy of ``a`` with its memory order: in a pooled buffer for NumPy, a new array for CuPy."""
+    if array_module(a) is not np:
+        return a.copy(order="K")
+    out = empty_like(a)
+    np.copyto(out, a)
+    return out
+
+
+def matmul(a, b):
+    """``a @ b`` for matrices, into a pooled output for NumPy (a new array for CuPy)."""
+    out = empty((a.shape[0], b.shape[1]), np.result_type(a, b), like=a)
+    return array_module(a).matmul(a, b, out=out)

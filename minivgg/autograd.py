@@ -7,10 +7,9 @@ result into the gradients of the inputs (the chain rule, one step).  When a
 tensor that requires a gradient takes part, the result remembers the
 Function that made it, and so the whole computation is recorded as a graph.
 
-``loss.backward()`` walks that graph once, from the loss to the leaves, in
-reverse topological order, so that every tensor has received the gradient of
-all its uses before it passes its own gradient on.  Gradients of leaves are
-accumulated in ``.grad``; the graph is freed as it is walked.
+``loss.backward()`` walks that graph once, from the loss to the leaves, in reverse
+topological order, so that every tensor has received the gradient of all its uses
+before it passes its own on.  Leaves accumulate theirs in ``.grad``; the graph is freed.
 """
 import contextlib
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from .backend import device_of, get_array_module, move_array
 from .inputs import check_inputs, constant_array
+from .kernels import workspace
 
 _recording = True
 
@@ -114,8 +114,8 @@ class Tensor:
             tensor.creator.free()  # the freed Function stays as creator: a later backward() through it raises
 
     def _accumulate(self, grad):
-        # a copy: the incoming array may be a read-only broadcast view or be shared with another leaf
-        self.grad = grad.copy(order="K") if self.grad is None else self.grad + grad
+        # a copy (in a reused buffer): the incoming array may be a broadcast view or shared with another leaf
+        self.grad = workspace.copy(grad) if self.grad is None else self.grad + grad
 
     # --- arithmetic: Functions like any other, in minivgg/functions/arithmetic.py ---
     def __add__(self, other): return arithmetic.Add.apply(self, other)

@@ -41,7 +41,8 @@ a block of code, ``set_algorithm`` for the process.
 import contextlib
 
 from ..autograd import Function
-from ..kernels import kernels_for, workspace
+from ..kernels import kernels_for
+from ..kernels.workspace import matmul
 from ..kernels.layout import array_module, conv_output_size, to_nchw, to_nhwc
 from ..kernels.winograd import winograd_filter_transform
 from .checks import check_ndim
@@ -118,12 +119,6 @@ def weight_matrix(w):
     Free for a weight in (O, kh, kw, C) memory, as ``nn.Conv2d`` keeps it; a copy otherwise.
     """
     return array_module(w).ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(w.shape[0], -1)
-
-
-def matmul(a, b):
-    """a @ b into a reused workspace (NumPy) or a new array (CuPy)."""
-    out = workspace.empty((a.shape[0], b.shape[1]), a.dtype, like=a)
-    return array_module(a).matmul(a, b, out=out)
 
 
 def conv2d_forward(x, w, b=None, stride=1, padding=0):
