@@ -157,18 +157,12 @@ def weight_grad(dy_rows, cols, w_shape):
 
 # ---- Winograd F(2x2, 3x3): 3x3 kernels, stride 1, padding 1 ------------------------------------
 
-def batched_matmul(a, b):
-    """a[k] @ b[k] for every k, into a reused workspace (NumPy) or a new array (CuPy)."""
-    out = workspace.empty((a.shape[0], a.shape[1], b.shape[2]), a.dtype, like=a)
-    return array_module(a).matmul(a, b, out=out)
-
-
 def winograd_conv3x3(x, u):
     """conv(x, w) with stride 1 and padding 1, given U = winograd_filter_transform(w) of shape (16, C, O)."""
     kernels = kernels_for(x)
     n, _, h, wd = x.shape
     v = kernels.winograd_input_transform(x)                                   # (16, P, C)
-    return kernels.winograd_output_transform(batched_matmul(v, u), (n, u.shape[2], h, wd))
+    return kernels.winograd_output_transform(matmul(v, u), (n, u.shape[2], h, wd))   # 16 GEMMs (P, C) @ (C, O)
 
 
 def winograd_forward(x, w, b=None):
