@@ -80,21 +80,22 @@ def winograd_applies(w_shape, stride, padding):
 
 
 # The 'auto' rule, from benchmarks/winograd.py (benchmarks/results/winograd.txt: VGG-A at 32x32, batch 64,
-# float32, 2 cores, load average about 2).  Winograd saves GEMM work in proportion to C*O per pixel and adds
-# transform work in proportion to C + O, so what decides is C*O / (C + O), half the harmonic mean of C and O.
-# Forward plus backward ("step"), im2col's time over Winograd's:
+# float32, 2 cores, two runs at a load average of 2 to 3).  Winograd saves GEMM work in proportion to C*O per
+# pixel and adds transform work in proportion to C + O, so what decides is C*O / (C + O), half the harmonic
+# mean of C and O.  Forward plus backward ("step"), im2col's time over Winograd's, run 1 / run 2:
 #
-#   layer (C->O @side)   harmonic mean   step speed       layer (C->O @side)   harmonic mean   step speed
-#   3->64 @32                  6           0.37x            128->256 @8              171           1.19x
-#   1->16 @32                  2           0.22x            256->256 @8              256           1.32x
-#   16->32 @16                21           0.89x            256->512 @4              341           1.26x
-#   32->64 @8                 43           0.81x            512->512 @4              512           1.30x
-#   64->64 @8                 64           1.02x            512->512 @2              512           1.07x, 1.08x
-#   64->128 @16 / @4          85           1.07x / 0.69x
-#   128->128 @4 / @2         128           1.05x / 1.02x, 0.88x
+#   layer (C->O @side)    harmonic mean   step speed           layer (C->O @side)   harmonic mean   step speed
+#   1->16 @32                   2         0.22x / 0.23x        128->256 @8              171         1.19x / 1.11x
+#   3->64 @32                   6         0.37x / 0.39x        256->256 @8              256         1.32x / 1.38x
+#   16->32 @16                 21         0.89x / 0.89x        256->512 @4              341         1.26x / 1.33x
+#   32->64 @8                  43         0.81x / 0.85x        512->512 @4              512         1.30x / 1.35x
+#   64->64 @8                  64         1.02x / 1.02x        512->512 @2 (twice)      512         1.02x to 1.08x
+#   64->128 @16, @4            85         1.07x / 1.03x, 0.69x / 0.83x
+#   128->128 @4, @2 (twice)   128         1.05x / 1.05x, 0.88x to 1.02x
 #
-# Up to a harmonic mean of 128 the two algorithms are within the noise of each other (0.69x to 1.07x);
-# from 171 on (VGG-A's layers from 128->256 on) Winograd wins every time, by 1.07x to 1.32x.
+# Up to a harmonic mean of 128 neither algorithm wins reliably (0.69x to 1.07x), and the input layers lose
+# badly (Winograd's transforms are slow with 1 or 3 channels); from 171 on (VGG-A's layers from 128->256 on)
+# Winograd won every time, by 1.02x to 1.38x (the forward alone by 1.13x to 1.66x, dx alone by 1.18x to 1.85x).
 WINOGRAD_MIN_HARMONIC_MEAN = 160
 
 
