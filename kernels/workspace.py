@@ -104,6 +104,7 @@ def own_or_copy(a):
 
 
 def matmul(a, b):
-    """``a @ b`` for matrices, into a pooled output for NumPy (a new array for CuPy)."""
-    out = empty((a.shape[0], b.shape[1]), np.result_type(a, b), like=a)
+    """``a @ b`` for matrices, or ``a[k] @ b[k]`` for stacks of them, into a pooled output for NumPy
+    (a new array for CuPy)."""
+    out = empty((*a.shape[:-1], b.shape[-1]), np.result_type(a, b), like=a)
     return array_module(a).matmul(a, b, out=out)
