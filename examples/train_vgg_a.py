@@ -114,14 +114,10 @@ def build_model(args, num_classes, in_channels):
     return model.to(args.device)
 
 
-def trainer_is_leader(communicator):
-    return communicator is None or communicator.rank == 0
-
-
 def make_communicator(args):
-    """None on one device; with --distributed, MPI (and NCCL on GPUs), each rank on its own GPU."""
+    """One device (rank 0 of 1); with --distributed, MPI (and NCCL on GPUs), each rank on its own GPU."""
     if not args.distributed:
-        return None
+        return parallel.SingleDevice()
     mpi = parallel.MpiCommunicator()
     if not args.device.startswith("cuda"):
         return mpi
@@ -140,7 +136,7 @@ def main(argv=None):
     model = build_model(args, num_classes, in_channels=train[0][0].shape[0])
     sizes = {"train_images": len(loader.labels), "val_images": len(val_loader.labels),
              "test_images": len(test_loader.labels)}
-    if trainer_is_leader(communicator):
+    if communicator.rank == 0:
         print(summary(model, (model.in_channels, args.train_size, args.train_size)))
         print(f"{args.dataset}: {sizes['train_images']} training images, {sizes['val_images']} validation images "
               f"(held out of the training set), {sizes['test_images']} test images")

@@ -25,7 +25,7 @@ from .autograd import Tensor, no_grad
 from .backend import get_array_module, move_array
 from .metrics import top_k_error
 from .nn import save_arrays, set_dropout_state
-from .parallel import allreduce_gradients, check_replicas, shard_bounds
+from .parallel import SingleDevice, allreduce_gradients, check_replicas, shard_bounds
 
 CHECKPOINT = "checkpoint.npz"
 LOG = "log.jsonl"
@@ -49,7 +49,7 @@ class Trainer:
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.train_loader, self.val_loader = train_loader, val_loader
         self.out_dir, self.device, self.seed = out_dir, device, seed
-        self.communicator = communicator or SingleProcess()
+        self.communicator = communicator or SingleDevice()
         self.check_every = check_every  # steps between checks that the replicas' weights agree
         self.leader = self.communicator.rank == 0  # only rank 0 prints and writes files
         self.progress = progress and self.leader
@@ -208,12 +208,6 @@ def read_loss_and_predictions(loss, logits):
                              logits.data.argmax(axis=1).astype(np.float64)])
     host = move_array(packed, "cpu")
     return float(host[0]), host[1:].astype(np.int64)
-
-
-class SingleProcess:
-    """The communicator of a run on one device: rank 0 of 1."""
-
-    rank, size = 0, 1
 
 
 def write_checkpoint(path, model, model_meta, optimizer_state, schedule_state, epoch=0, step=0, seed=0,

@@ -1,8 +1,9 @@
 """Floor 5: data-parallel training across threads, processes, machines and GPUs."""
-from .communicator import Communicator, CommunicatorError, InProcessGroup, pack, unpack
+from .communicator import Communicator, CommunicatorError, InProcessGroup, SingleDevice, pack, unpack
 from .data_parallel import allreduce_gradients, check_replicas, checksum, shard_bounds
 from .mpi import MpiCommunicator
 from .nccl import NcclCommunicator, NcclInProcessGroup
 
-__all__ = ["Communicator", "CommunicatorError", "InProcessGroup", "MpiCommunicator", "NcclCommunicator", "NcclInProcessGroup",
-           "allreduce_gradients", "check_replicas", "checksum", "pack", "shard_bounds", "unpack"]
+__all__ = ["Communicator", "CommunicatorError", "InProcessGroup", "MpiCommunicator", "NcclCommunicator",
+           "NcclInProcessGroup", "SingleDevice", "allreduce_gradients", "check_replicas", "checksum", "pack",
+           "shard_bounds", "unpack"]

@@ -41,6 +41,16 @@ class Communicator(abc.ABC):
         """The list of every rank's ``value`` (a float), in rank order."""
 
 
+class SingleDevice(Communicator):
+    """The communicator of a run on one device: rank 0 of 1, whose collectives change nothing."""
+
+    def allreduce_sum(self, buffer):
+        return None
+
+    def allgather(self, value):
+        return [value]
+
+
 class InProcessGroup:
     """``size`` communicators for ``size`` threads of one process (tests, several CPU replicas).
 
