@@ -13,6 +13,7 @@ all its uses before it passes its own gradient on.  Gradients of leaves are
 accumulated in ``.grad``; the graph is freed as it is walked.
 """
 import contextlib
+import reprlib
 
 import numpy as np
 
@@ -62,6 +63,19 @@ def as_tensor(x):
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
+def numeric_array(data, dtype=None):
+    """``data`` as an array of booleans, integers or floating-point numbers; anything else is refused."""
+    xp = get_array_module(data)
+    try:
+        array = xp.asarray(data, dtype=dtype)
+    except (TypeError, ValueError) as error:  # ragged lists, an unknown dtype, values that are not numbers
+        raise TypeError(f"Tensor: cannot make a numeric array of {reprlib.repr(data)}: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor: expected numbers (bool, integer or floating point), got dtype {array.dtype} "
+                        f"from {reprlib.repr(data)}")
+    return array
+
+
 class Tensor:
     """An array with an optional gradient and a link to the Function that made it."""
 
@@ -72,8 +86,7 @@ class Tensor:
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        xp = get_array_module(data)
-        data = xp.asarray(data, dtype=dtype)
+        data = numeric_array(data, dtype)
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"Tensor: only floating-point tensors can require a gradient, got dtype {data.dtype}")
         self.data = data
@@ -253,14 +266,31 @@ class Function:
         self.inputs = None
 
 
+DIFFERENTIABLE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def check_inputs(name, arrays):
-    """All array inputs of one operation share a device and a dtype: nothing is converted silently."""
+    """The contract of every differentiable operation: its array inputs are float32 or float64 arrays on
+    one device, all of one dtype; nothing is converted silently."""
+    for array in arrays:
+        if array.dtype not in DIFFERENTIABLE_DTYPES:
+            raise TypeError(f"{name}: expected float32 or float64 inputs, got dtype {array.dtype} "
+                            f"(shape {tuple(array.shape)}); cast with .astype(np.float32) first")
     devices = {device_of(a) for a in arrays}
     if len(devices) > 1:
         raise TypeError(f"{name}: all inputs must be on the same device, got {sorted(devices)}")
     dtypes = {a.dtype for a in arrays}
     if len(dtypes) > 1:
         raise TypeError(f"{name}: all inputs must have the same dtype, got {sorted(map(str, dtypes))}")
+
+
+def check_broadcast(name, a, b):
+    """Raise a ValueError naming the operation unless the shapes of ``a`` and ``b`` broadcast together."""
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{name}: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast together "
+                         f"(each trailing dimension must be equal, or 1 in one of them)") from None
 
 
 def unbroadcast(grad, shape):
@@ -276,7 +306,10 @@ def unbroadcast(grad, shape):
 class Add(Function):
     """y = a + b"""
 
+    name = "add"
+
     def forward(self, a, b):
+        check_broadcast(self.name, a, b)
         self.shapes = a.shape, b.shape
         return a + b
 
@@ -287,7 +320,10 @@ class Add(Function):
 class Sub(Function):
     """y = a - b"""
 
+    name = "subtract"
+
     def forward(self, a, b):
+        check_broadcast(self.name, a, b)
         self.shapes = a.shape, b.shape
         return a - b
 
@@ -298,7 +334,10 @@ class Sub(Function):
 class Mul(Function):
     """y = a * b;  da = g * b,  db = g * a"""
 
+    name = "multiply"
+
     def forward(self, a, b):
+        check_broadcast(self.name, a, b)
         self.a, self.b = a, b
         return a * b
 
@@ -309,7 +348,10 @@ class Mul(Function):
 class Div(Function):
     """y = a / b;  da = g / b,  db = -g * a / b**2"""
 
+    name = "divide"
+
     def forward(self, a, b):
+        check_broadcast(self.name, a, b)
         self.a, self.b = a, b
         return a / b
 
