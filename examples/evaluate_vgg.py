@@ -19,9 +19,19 @@ import json
 
 import numpy as np
 
-from minivgg import data, models
+from minivgg import cli, data
 from minivgg.evaluate import METHODS, check_fusable, fuse, posteriors, top_k_error
-from minivgg.train import read_checkpoint
+from minivgg.train import load_vgg
+
+
+def method_list(text):
+    """An argparse type: a comma-separated list of evaluation methods."""
+    names = text.split(",")
+    unknown = [name for name in names if name not in METHODS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown methods {unknown} in {text!r}; "
+                                         f"valid ones are {', '.join(METHODS)}")
+    return names
 
 
 def parse_args(argv=None):
@@ -30,22 +40,29 @@ def parse_args(argv=None):
     parser.add_argument("checkpoints", nargs="+", help="checkpoint.npz files written by train_vgg_a.py")
     parser.add_argument("--dataset", default="fashion-mnist", choices=data.DATASETS)
     parser.add_argument("--data", help="data directory (default for Fashion-MNIST: the Debian package's)")
-    parser.add_argument("--limit", type=int, help="evaluate on the first N test images only")
-    parser.add_argument("--scale-step", type=int, default=4, help="d in {S-d, S, S+d} for fixed-S nets")
-    parser.add_argument("--grid", type=int, default=5, help="multi-crop grid per side (the paper: 5)")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--limit", type=cli.integer(1), help="evaluate on the first N test images only")
+    parser.add_argument("--scale-step", type=cli.integer(1), default=4, help="d in {S-d, S, S+d} for fixed-S nets")
+    parser.add_argument("--grid", type=cli.integer(1), default=5, help="multi-crop grid per side (the paper: 5)")
+    parser.add_argument("--methods", type=method_list, default=",".join(METHODS),
+                        help="comma-separated subset of " + ", ".join(METHODS))
+    parser.add_argument("--device", type=cli.device, default="cpu")
     parser.add_argument("--out", default="evaluation.json")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    problem = cli.check_writable_file("--out", args.out)
+    if problem:
+        parser.error(f"argument --out: {problem}")
+    return args
 
 
-def load_net(path, device):
-    """The model, its training mean and its metadata from a checkpoint."""
-    state, _, meta = read_checkpoint(path)
+def load_net(path, device, classes):
+    """The model, its training mean and its metadata from a checkpoint, checked against the test ``classes``."""
+    model, meta = load_vgg(path, "evaluate", device)
     info = meta["model"]
-    model = models.vgg(info["config"], info["num_classes"], info["in_channels"], info["input_size"], info["width"])
-    model.load_state_dict(state)
-    return model.to(device).eval(), np.asarray(info["mean"], dtype=np.float32), info
+    trained = info.get("classes")
+    if (trained is not None and trained != classes) or info["num_classes"] != len(classes):
+        raise ValueError(f"evaluate: {path} was trained on {info['num_classes']} classes {trained or ''}, but the "
+                         f"test set has the {len(classes)} classes {classes}")
+    return model.eval(), np.asarray(info["mean"], dtype=np.float32), info
 
 
 def test_scales(train_scale, train_size, step):
@@ -63,7 +80,7 @@ def test_scales(train_scale, train_size, step):
 
 def evaluate_checkpoint(path, images, labels, methods, args):
     """Table rows and the multi-scale posteriors of each method, for one checkpoint."""
-    model, mean, info = load_net(path, args.device)
+    model, mean, info = load_net(path, args.device, data.dataset_classes(args.dataset, args.data))
     single, multi = test_scales(info["scale"], info["input_size"], args.scale_step)
     rows, kept = [], {}
     for scales in ([single], multi):
@@ -90,13 +107,14 @@ def format_table(rows):
 
 def main(argv=None):
     args = parse_args(argv)
-    methods = args.methods.split(",")
     (images, labels), _ = data.load_split(args.dataset, "test", args.data)
-    if args.limit:
+    if args.limit is not None:
+        if args.limit > len(labels):
+            raise ValueError(f"--limit {args.limit}: the test set has only {len(labels)} images")
         images, labels = images[:args.limit], labels[:args.limit]
     rows, fused, nets, train_scales = [], {}, [], []
     for path in args.checkpoints:
-        new_rows, kept, model = evaluate_checkpoint(path, images, labels, methods, args)
+        new_rows, kept, model = evaluate_checkpoint(path, images, labels, args.methods, args)
         rows += new_rows
         nets.append(model)
         train_scales.append(new_rows[0]["train_scale"])

@@ -20,22 +20,32 @@ import json
 import os
 import time
 
-from minivgg import data, models, parallel, summary
+from minivgg import cli, data, models, parallel, summary
+from minivgg.models.vgg import DOWNSAMPLING
 from minivgg.optim import SGD, PlateauSchedule
-from minivgg.train import Trainer, read_checkpoint
+from minivgg.train import CHECKPOINT, Trainer, load_vgg
+
+# Settings a resumed run must share with its checkpoint (they define the data, the net and the recipe) ...
+REFUSED_ON_RESUME = ("config", "width", "init", "dataset", "train_size", "scale", "val_size", "limit", "batch_size",
+                     "seed", "patience")
+# ... and those the checkpoint's optimiser state carries, so that a new value is ignored.
+KEPT_ON_RESUME = ("lr", "momentum", "weight_decay")
 
 
-def parse_args(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--config", default="A", choices=list(models.TABLE_1), help="row of the paper's Table 1")
-    parser.add_argument("--width", type=float, default=0.25, help="channel multiplier; 1 is the paper's network")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.01, help="initial learning rate (the paper: 0.01)")
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
-    parser.add_argument("--patience", type=int, default=1, help="epochs without improvement before lr /= 10")
+    parser.add_argument("--width", type=cli.number(0), default=0.25,
+                        help="channel multiplier; 1 is the paper's network")
+    parser.add_argument("--epochs", type=cli.integer(1), default=10,
+                        help="epochs in all (a resumed run continues up to this many)")
+    parser.add_argument("--batch-size", type=cli.integer(1), default=64)
+    parser.add_argument("--lr", type=cli.number(0), default=0.01, help="initial learning rate (the paper: 0.01)")
+    parser.add_argument("--momentum", type=cli.number(0, 1, low_included=True), default=0.9)
+    parser.add_argument("--weight-decay", type=cli.number(0, low_included=True), default=5e-4)
+    parser.add_argument("--patience", type=cli.integer(1), default=1,
+                        help="epochs without improvement before lr /= 10")
     parser.add_argument("--init", default="glorot", choices=["paper", "glorot"],
                         help="'paper': N(0, 0.01^2); 'glorot': Glorot uniform (trains from scratch)")
     parser.add_argument("--warm-start", metavar="CHECKPOINT", help="initialise from a trained net A (section 3.1)")
@@ -43,29 +53,69 @@ def parse_args(argv=None):
                         help="'folder': --data holds train/<class>/<image> and val/<class>/<image>")
     parser.add_argument("--data", help="data directory (default for Fashion-MNIST: the Debian package's)")
     parser.add_argument("--download", action="store_true", help="fetch Fashion-MNIST if it is missing")
-    parser.add_argument("--train-size", type=int, default=32, help="side of the training crops")
-    parser.add_argument("--scale", default="32", help="training scale S, or S_min,S_max for scale jittering")
-    parser.add_argument("--val-size", type=int, default=5000, help="training images held out for validation")
-    parser.add_argument("--limit", type=int, help="train on a random subset of this many images (smoke runs)")
-    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'cuda:<i>'")
+    parser.add_argument("--train-size", type=cli.integer(32), default=32,
+                        help="side of the training crops (a multiple of 32)")
+    parser.add_argument("--scale", type=cli.scale, default="32",
+                        help="training scale S, or S_min,S_max for scale jittering")
+    parser.add_argument("--val-size", type=cli.integer(1), default=5000, help="training images held out for validation")
+    parser.add_argument("--limit", type=cli.integer(1),
+                        help="train on a random subset of this many images (smoke runs)")
+    parser.add_argument("--device", type=cli.device, default="cpu", help="'cpu', 'cuda' or 'cuda:<i>'")
     parser.add_argument("--distributed", action="store_true",
                         help="data parallel over MPI processes: mpiexec -n 4 python examples/train_vgg_a.py "
                              "--distributed (with --device cuda, one GPU per process and NCCL all-reduce)")
-    parser.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--comm-timeout", type=cli.number(0), default=60.0,
+                        help="with --distributed: seconds a rank waits for the others before the job is aborted")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from --out/checkpoint.npz (its weights, optimiser and schedule state; "
+                             "the data and model settings must not change)")
+    parser.add_argument("--seed", type=cli.integer(0, 2 ** 32 - 1), default=0)
     parser.add_argument("--out", default="runs/vgg_a")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    """The flags, each checked (with the checks between flags) before any data is read."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.train_size % DOWNSAMPLING:
+        parser.error(f"argument --train-size: expected a multiple of {DOWNSAMPLING} (five 2x2 pools), "
+                     f"got {args.train_size}")
+    if min(parse_values(args.scale)) < args.train_size:
+        parser.error(f"argument --scale: the training scale S must be >= --train-size {args.train_size} "
+                     f"(crops are cut from the rescaled image), got {args.scale!r}")
+    if args.resume and args.warm_start:
+        parser.error("argument --warm-start: cannot be combined with --resume (a resumed run has its own weights)")
+    problem = cli.check_writable_directory("--out", args.out)
+    if problem:
+        parser.error(f"argument --out: {problem}")
+    return args
+
+
+def parse_values(text):
+    return [int(v) for v in text.split(",")]
 
 
 def parse_scale(text):
-    values = [int(v) for v in text.split(",")]
+    values = parse_values(text)
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def check_sizes(args, count):
+    """--val-size and --limit against the ``count`` training images the dataset has."""
+    if args.val_size >= count:
+        raise ValueError(f"--val-size {args.val_size}: the dataset has {count} training images; "
+                         f"hold out fewer so that some are left to train on")
+    if args.limit is not None and args.limit > count - args.val_size:
+        raise ValueError(f"--limit {args.limit}: only {count - args.val_size} training images are left after "
+                         f"holding out --val-size {args.val_size} of {count}")
+
+
 def make_loaders(args, train, test):
+    check_sizes(args, len(train[1]))
     (images, labels), val = data.train_val_split(*train, args.val_size, seed=args.seed)
-    if args.limit:
+    if args.limit is not None:
         images, labels = data.random_subset(images, labels, args.limit, seed=args.seed)
     mean = data.compute_mean(images)
     pca = data.compute_pca(images) if images[0].shape[0] == 3 else None
@@ -80,11 +130,7 @@ def make_loaders(args, train, test):
 def build_model(args, num_classes, in_channels):
     model = models.vgg(args.config, num_classes, in_channels, args.train_size, args.width, args.init, args.seed)
     if args.warm_start:
-        state, _, meta = read_checkpoint(args.warm_start)
-        trained = meta["model"]
-        shallow = models.vgg(trained["config"], trained["num_classes"], trained["in_channels"],
-                             trained["input_size"], trained["width"])
-        shallow.load_state_dict(state)
+        shallow, _ = load_vgg(args.warm_start, "warm-start")
         models.warm_start(model, shallow)
     return model.to(args.device)
 
@@ -97,7 +143,7 @@ def make_communicator(args):
     """None on one device; with --distributed, MPI (and NCCL on GPUs), each rank on its own GPU."""
     if not args.distributed:
         return None
-    mpi = parallel.MpiCommunicator()
+    mpi = parallel.MpiCommunicator(timeout=args.comm_timeout)
     if not args.device.startswith("cuda"):
         return mpi
     import cupy
@@ -106,25 +152,74 @@ def make_communicator(args):
     return parallel.NcclCommunicator(mpi)
 
 
+def check_ranks(args, communicator, meta, loader):
+    """Every rank has the same settings and data, and every batch gives each rank at least one sample."""
+    settings = {f"--{key.replace('_', '-')}": value for key, value in meta["settings"].items()}
+    parallel.check_agreement(communicator, {**settings, "the training data (a hash)": meta["data"],
+                                            "--epochs": args.epochs, "--resume": args.resume})
+    problem = parallel.check_batches_split(len(loader.labels), args.batch_size, communicator.size)
+    if problem:
+        raise ValueError(f"--distributed: {problem}; choose --batch-size and --limit so that every batch has at "
+                         f"least {communicator.size} images")
+
+
+def resume(args, trainer, meta):
+    """Load --out's checkpoint after checking it fits this run; prints what is kept from it."""
+    path = os.path.join(args.out, CHECKPOINT)
+    saved = trainer.load_checkpoint(path)["model"]
+    for key in ("settings", "data", "classes"):
+        if key not in saved:
+            raise ValueError(f"--resume: the checkpoint {path} does not record its {key}, so this run cannot be "
+                             f"checked against it; start a new run with another --out")
+    changed = [f"--{key.replace('_', '-')} {saved['settings'].get(key)!r} -> {value!r}"
+               for key, value in meta["settings"].items() if key in REFUSED_ON_RESUME
+               and saved["settings"].get(key) != value]
+    changed += [f"the {what} differ from the checkpoint's" for what, key in (("training data", "data"),
+                                                                               ("classes", "classes"))
+                if saved[key] != meta[key]]
+    if changed:
+        raise ValueError(f"--resume: this run's settings differ from those of the checkpoint {path}: "
+                         f"{'; '.join(changed)}. A resumed run keeps the data and model settings; "
+                         f"start a new run with another --out to change them")
+    if trainer.epoch >= args.epochs or trainer.schedule.finished:
+        reason = "its schedule has finished" if trainer.schedule.finished else f"it is at epoch {trainer.epoch}"
+        raise ValueError(f"--resume: nothing left to train: {reason} and --epochs is {args.epochs}")
+    ignored = [f"--{key.replace('_', '-')} {getattr(args, key)!r}" for key in KEPT_ON_RESUME
+               if saved["settings"][key] != getattr(args, key)]
+    optimizer = trainer.optimizer
+    if trainer.leader:
+        print(f"resumed from epoch {trainer.epoch} of {args.out}: kept its weights, velocities, schedule and "
+              f"optimiser (lr {optimizer.lr:g}, momentum {optimizer.momentum:g}, weight decay "
+              f"{optimizer.weight_decay:g})" + (f"; ignored {', '.join(ignored)}" if ignored else ""))
+
+
 def main(argv=None):
     args = parse_args(argv)
-    communicator = make_communicator(args)
+    with parallel.abort_on_error():  # under MPI, an error on any rank ends the whole job
+        return run(args, make_communicator(args))
+
+
+def run(args, communicator):
+    """Load the data, build the net, train it (or resume) and write result.json; returns the result."""
     train, num_classes = data.load_split(args.dataset, "train", args.data, args.download)
     test, _ = data.load_split(args.dataset, "test", args.data, args.download)
     loader, val_loader, test_loader, mean = make_loaders(args, train, test)
     model = build_model(args, num_classes, in_channels=train[0][0].shape[0])
+    meta = {"config": args.config, "width": args.width, "num_classes": num_classes, "input_size": args.train_size,
+            "in_channels": model.in_channels, "scale": args.scale, "dataset": args.dataset,
+            "mean": [float(m) for m in mean], "classes": data.dataset_classes(args.dataset, args.data),
+            "data": data.fingerprint(*train),
+            "settings": {key: getattr(args, key) for key in REFUSED_ON_RESUME + KEPT_ON_RESUME}}
+    if communicator is not None:
+        check_ranks(args, communicator, meta, loader)
     if trainer_is_leader(communicator):
         print(summary(model, (model.in_channels, args.train_size, args.train_size)))
     optimizer = SGD(model.parameters(), args.lr, args.momentum, args.weight_decay)
     schedule = PlateauSchedule(optimizer, patience=args.patience)
-    meta = {"config": args.config, "width": args.width, "num_classes": num_classes, "input_size": args.train_size,
-            "in_channels": model.in_channels, "scale": args.scale, "dataset": args.dataset,
-            "mean": [float(m) for m in mean]}
     trainer = Trainer(model, optimizer, schedule, loader, val_loader, args.out, args.device, args.seed,
                       progress=not args.no_progress, meta=meta, communicator=communicator)
     if args.resume:
-        trainer.load_checkpoint()
-        print(f"resumed from epoch {trainer.epoch} of {args.out}")
+        resume(args, trainer, meta)
     start = time.perf_counter()
     history = trainer.fit(args.epochs)
     test_stats = trainer.evaluate(test_loader)
@@ -136,9 +231,10 @@ def main(argv=None):
         return result
     with open(os.path.join(args.out, "result.json"), "w", encoding="utf-8") as out:
         json.dump(result, out, indent=2)
+    curves = os.path.join(args.out, "curves.png")
     print(f"test accuracy {result['test_accuracy']:.4f} (top-1 error {result['test_top1_error']:.4f}, "
-          f"top-5 error {result['test_top5_error']:.4f}) after {trainer.epoch} epochs; "
-          f"curves in {os.path.join(args.out, 'curves.png')}")
+          f"top-5 error {result['test_top5_error']:.4f}) after {trainer.epoch} epochs"
+          + (f"; curves in {curves}" if os.path.exists(curves) else ""))
     return result
 
 

@@ -207,7 +207,7 @@ class Trainer:
         save_arrays(path or os.path.join(self.out_dir, CHECKPOINT), arrays)
 
     def load_checkpoint(self, path=None):
-        """Restore a run written by ``save_checkpoint``, to continue it with ``fit``.
+        """Restore a run written by ``save_checkpoint``, to continue it with ``fit``; returns its metadata.
 
         Everything is checked before anything changes: a refused checkpoint leaves the trainer as it was.
         """
@@ -224,6 +224,7 @@ class Trainer:
         self.schedule.load_state_dict(meta["schedule"])
         self.epoch, self.step, self.history = meta["epoch"], meta["step"], meta["history"]
         self.checkpoint_epoch = self.epoch
+        return meta
 
 
 def remove_stale_temporaries(out_dir):

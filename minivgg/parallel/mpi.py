@@ -10,8 +10,16 @@ NCCL all-reduces the buffer from device memory (``nccl.py``).
 MPI collectives block forever when a rank has died.  So every collective
 here is started non-blocking (``Iallreduce``, ``Ibarrier``) and polled until
 ``timeout`` seconds have passed, then raises CommunicatorError.
+
+An error on one rank must end the whole job, or the other ranks wait for it
+until their timeout (and a rank that merely returns can then block for good
+in ``MPI_Finalize``).  ``abort_on_error()`` turns any exception on any rank
+into an ``MPI_Abort`` of the job, after printing the rank's message.
 """
+import contextlib
+import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -56,3 +64,31 @@ class MpiCommunicator(Communicator):
         gathered = np.zeros(self.size)
         self.wait(self.comm.Iallgather(np.array([value], dtype=np.float64), gathered), "allgather")
         return gathered.tolist()
+
+
+@contextlib.contextmanager
+def abort_on_error():
+    """Within this block, an exception on one rank of an MPI job ends every rank at once (``MPI_Abort``).
+
+    The rank prints its traceback, then one last line naming it and the
+    error, to stderr.  Outside an MPI job of several ranks nothing changes:
+    the exception propagates as usual.
+    """
+    try:
+        yield
+    except BaseException as error:
+        world = mpi_world()
+        if world is None or world.Get_size() == 1 or (isinstance(error, SystemExit) and not error.code):
+            raise
+        traceback.print_exception(type(error), error, error.__traceback__)
+        print(f"rank {world.Get_rank()} of {world.Get_size()}: {type(error).__name__}: {error}\n"
+              f"rank {world.Get_rank()}: aborting the MPI job", file=sys.stderr, flush=True)
+        world.Abort(1)
+
+
+def mpi_world():
+    """``MPI.COMM_WORLD`` if this process has started MPI (and not finished it), else None."""
+    MPI = sys.modules.get("mpi4py.MPI")
+    if MPI is None or not MPI.Is_initialized() or MPI.Is_finalized():
+        return None
+    return MPI.COMM_WORLD
