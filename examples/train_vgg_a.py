@@ -194,8 +194,8 @@ def resume(args, trainer, meta):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with parallel.abort_on_error():  # under MPI, an error on any rank ends the whole job
+    with parallel.abort_on_error():  # under mpiexec, an error on any rank (a bad flag too) ends the whole job
+        args = parse_args(argv)
         return run(args, make_communicator(args))
 
 
@@ -227,15 +227,20 @@ def run(args, communicator):
               "test_accuracy": 1 - test_stats["top1_error"], "epochs": trainer.epoch,
               "wall_seconds_this_run": time.perf_counter() - start,
               "train_images_per_second": [h["images_per_second"] for h in history], **meta}
-    if not trainer.leader:
-        return result
+    if trainer.leader:
+        write_result(args, result)
+    if communicator is not None:  # a rank stuck before here ends the job (timeout, abort), not in MPI_Finalize
+        communicator.barrier("the end of the run")
+    return result
+
+
+def write_result(args, result):
     with open(os.path.join(args.out, "result.json"), "w", encoding="utf-8") as out:
         json.dump(result, out, indent=2)
     curves = os.path.join(args.out, "curves.png")
     print(f"test accuracy {result['test_accuracy']:.4f} (top-1 error {result['test_top1_error']:.4f}, "
-          f"top-5 error {result['test_top5_error']:.4f}) after {trainer.epoch} epochs"
+          f"top-5 error {result['test_top5_error']:.4f}) after {result['epochs']} epochs"
           + (f"; curves in {curves}" if os.path.exists(curves) else ""))
-    return result
 
 
 if __name__ == "__main__":

@@ -63,14 +63,14 @@ def check_agreement(communicator, settings):
 
     Each setting is compared by a 48-bit digest (exact in the one float per
     rank that ``allgather`` carries); the message names every setting that
-    differs, with this rank's value and the ranks that agree with it.
+    differs, with this rank's value and the ranks that have another one.
     """
     differing = []
     for name, value in settings.items():
         digests = communicator.allgather(digest(value))
         if len(set(digests)) > 1:
-            same = [r for r, d in enumerate(digests) if d == digests[communicator.rank]]
-            differing.append(f"{name} (this rank has {value!r}, as do ranks {same})")
+            others = [r for r, d in enumerate(digests) if d != digests[communicator.rank]]
+            differing.append(f"{name} (this rank has {value!r}; ranks {others} have another value)")
     if differing:
         raise CommunicatorError(f"data parallel: rank {communicator.rank} of {communicator.size} disagrees with "
                                 f"other ranks on {'; '.join(differing)}; every rank must be started with the "

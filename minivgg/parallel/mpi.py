@@ -17,6 +17,7 @@ in ``MPI_Finalize``).  ``abort_on_error()`` turns any exception on any rank
 into an ``MPI_Abort`` of the job, after printing the rank's message.
 """
 import contextlib
+import os
 import sys
 import time
 import traceback
@@ -44,7 +45,11 @@ class MpiCommunicator(Communicator):
         self.MPI = import_mpi()
         self.comm = comm or self.MPI.COMM_WORLD
         self.rank, self.size, self.timeout = self.comm.Get_rank(), self.comm.Get_size(), timeout
-        self.wait(self.comm.Ibarrier(), "set-up")
+        self.barrier("set-up")
+
+    def barrier(self, what):
+        """Wait until every rank has reached this point (CommunicatorError after ``timeout`` seconds)."""
+        self.wait(self.comm.Ibarrier(), f"barrier ({what})")
 
     def wait(self, request, what):
         """Poll a non-blocking request until it completes or ``timeout`` passes."""
@@ -71,24 +76,41 @@ def abort_on_error():
     """Within this block, an exception on one rank of an MPI job ends every rank at once (``MPI_Abort``).
 
     The rank prints its traceback, then one last line naming it and the
-    error, to stderr.  Outside an MPI job of several ranks nothing changes:
-    the exception propagates as usual.
+    error, to stderr.  A rank that fails before it has started MPI (a bad
+    flag) starts it only to abort, or the others would wait for it until
+    their timeout.  Outside a job of several ranks nothing changes: the
+    exception propagates as usual.
     """
     try:
         yield
     except BaseException as error:
-        world = mpi_world()
-        if world is None or world.Get_size() == 1 or (isinstance(error, SystemExit) and not error.code):
+        clean_exit = isinstance(error, SystemExit) and not error.code
+        if clean_exit or mpiexec_size() < 2:
             raise
-        traceback.print_exception(type(error), error, error.__traceback__)
-        print(f"rank {world.Get_rank()} of {world.Get_size()}: {type(error).__name__}: {error}\n"
+        world = mpi_world()
+        if world is None:
+            raise
+        if not isinstance(error, SystemExit):  # argparse has already printed its message
+            traceback.print_exception(type(error), error, error.__traceback__)
+        what = f"exited with status {error.code}" if isinstance(error, SystemExit) else \
+            f"{type(error).__name__}: {error}"
+        print(f"rank {world.Get_rank()} of {world.Get_size()}: {what}\n"
               f"rank {world.Get_rank()}: aborting the MPI job", file=sys.stderr, flush=True)
         world.Abort(1)
 
 
+def mpiexec_size():
+    """The number of ranks mpiexec started (MPICH's or Open MPI's environment), 1 outside mpiexec."""
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        if os.environ.get(name, "").isdecimal():
+            return int(os.environ[name])
+    return 1
+
+
 def mpi_world():
-    """``MPI.COMM_WORLD`` if this process has started MPI (and not finished it), else None."""
-    MPI = sys.modules.get("mpi4py.MPI")
-    if MPI is None or not MPI.Is_initialized() or MPI.Is_finalized():
+    """``MPI.COMM_WORLD``, starting MPI if this process has not yet; None when mpi4py is missing or MPI finished."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
         return None
-    return MPI.COMM_WORLD
+    return None if MPI.Is_finalized() else MPI.COMM_WORLD
