@@ -65,7 +65,8 @@ def build_parser():
                         help="data parallel over MPI processes: mpiexec -n 4 python examples/train_vgg_a.py "
                              "--distributed (with --device cuda, one GPU per process and NCCL all-reduce)")
     parser.add_argument("--comm-timeout", type=cli.number(0), default=60.0,
-                        help="with --distributed: seconds a rank waits for the others before the job is aborted")
+                        help="with --distributed: seconds a rank waits for the others before the job is aborted "
+                             "(longer than rank 0 takes to write a checkpoint and the plot)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from --out/checkpoint.npz (its weights, optimiser and schedule state; "
                              "the data and model settings must not change)")
@@ -165,25 +166,8 @@ def check_ranks(args, communicator, meta, loader):
 
 def resume(args, trainer, meta):
     """Load --out's checkpoint after checking it fits this run; prints what is kept from it."""
-    path = os.path.join(args.out, CHECKPOINT)
-    saved = trainer.load_checkpoint(path)["model"]
-    for key in ("settings", "data", "classes"):
-        if key not in saved:
-            raise ValueError(f"--resume: the checkpoint {path} does not record its {key}, so this run cannot be "
-                             f"checked against it; start a new run with another --out")
-    changed = [f"--{key.replace('_', '-')} {saved['settings'].get(key)!r} -> {value!r}"
-               for key, value in meta["settings"].items() if key in REFUSED_ON_RESUME
-               and saved["settings"].get(key) != value]
-    changed += [f"the {what} differ from the checkpoint's" for what, key in (("training data", "data"),
-                                                                               ("classes", "classes"))
-                if saved[key] != meta[key]]
-    if changed:
-        raise ValueError(f"--resume: this run's settings differ from those of the checkpoint {path}: "
-                         f"{'; '.join(changed)}. A resumed run keeps the data and model settings; "
-                         f"start a new run with another --out to change them")
-    if trainer.epoch >= args.epochs or trainer.schedule.finished:
-        reason = "its schedule has finished" if trainer.schedule.finished else f"it is at epoch {trainer.epoch}"
-        raise ValueError(f"--resume: nothing left to train: {reason} and --epochs is {args.epochs}")
+    saved = trainer.load_checkpoint(os.path.join(args.out, CHECKPOINT), check=lambda saved: check_resume(
+        args, meta, saved))["model"]
     ignored = [f"--{key.replace('_', '-')} {getattr(args, key)!r}" for key in KEPT_ON_RESUME
                if saved["settings"][key] != getattr(args, key)]
     optimizer = trainer.optimizer
@@ -191,6 +175,28 @@ def resume(args, trainer, meta):
         print(f"resumed from epoch {trainer.epoch} of {args.out}: kept its weights, velocities, schedule and "
               f"optimiser (lr {optimizer.lr:g}, momentum {optimizer.momentum:g}, weight decay "
               f"{optimizer.weight_decay:g})" + (f"; ignored {', '.join(ignored)}" if ignored else ""))
+
+
+def check_resume(args, meta, checkpoint):
+    """Refuse a checkpoint whose data or model settings differ from this run's, or that has nothing left to do."""
+    path, saved = os.path.join(args.out, CHECKPOINT), checkpoint["model"]
+    for key in ("settings", "data", "classes"):
+        if key not in saved:
+            raise ValueError(f"--resume: the checkpoint {path} does not record its {key}, so this run cannot be "
+                             f"checked against it; start a new run with another --out")
+    changed = [f"--{key.replace('_', '-')} {saved['settings'].get(key)!r} -> {meta['settings'][key]!r}"
+               for key in REFUSED_ON_RESUME if saved["settings"].get(key) != meta["settings"][key]]
+    changed += [f"the {what} differ from the checkpoint's" for what, key in (("training data", "data"),
+                                                                               ("classes", "classes"))
+                if saved[key] != meta[key]]
+    if changed:
+        raise ValueError(f"--resume: this run's settings differ from those of the checkpoint {path}: "
+                         f"{'; '.join(changed)}. A resumed run keeps the data and model settings; "
+                         f"start a new run with another --out to change them")
+    if checkpoint["epoch"] >= args.epochs or checkpoint["schedule"]["finished"]:
+        reason = ("its schedule has finished" if checkpoint["schedule"]["finished"]
+                  else f"it is at epoch {checkpoint['epoch']}")
+        raise ValueError(f"--resume: nothing left to train: {reason} and --epochs is {args.epochs}")
 
 
 def main(argv=None):

@@ -206,13 +206,18 @@ class Trainer:
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
         save_arrays(path or os.path.join(self.out_dir, CHECKPOINT), arrays)
 
-    def load_checkpoint(self, path=None):
+    def load_checkpoint(self, path=None, check=None):
         """Restore a run written by ``save_checkpoint``, to continue it with ``fit``; returns its metadata.
 
-        Everything is checked before anything changes: a refused checkpoint leaves the trainer as it was.
+        ``check``, when given, is called with the checkpoint's metadata first,
+        to refuse it (by raising) before anything is loaded.  Everything is
+        checked before anything changes: a refused checkpoint leaves the
+        trainer as it was.
         """
         path = path or os.path.join(self.out_dir, CHECKPOINT)
         model_state, velocities, meta = read_checkpoint(path, "resume")
+        if check is not None:
+            check(meta)
         if meta["seed"] != self.seed:
             raise CheckpointError(f"resume: the checkpoint {path} was trained with seed {meta['seed']}, "
                                   f"but this run has seed {self.seed}")

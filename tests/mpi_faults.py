@@ -8,21 +8,13 @@ sends itself SIGSTOP, as ``kill -STOP`` would, at step STEP) or ``stop-at-end``
 Before the fault the rank prints ``FAULT <fault> rank <r> at <unix time>`` to
 stderr, so that a test can measure how long the job takes to end after it.
 """
-import importlib.util
 import os
 import signal
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.join(HERE, os.pardir, "examples", "train_vgg_a.py")
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("train_vgg_a", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scripts import load_example  # noqa: E402
 
 
 def strike(fault, rank):
@@ -54,7 +46,7 @@ def main(argv):
     fault, rank, step, separator, *flags = argv
     if fault not in ("raise", "stop", "stop-at-end") or separator != "--":
         raise SystemExit(__doc__)
-    script = load_script()
+    script = load_example("train_vgg_a")
     inject(fault, int(rank), int(step))
     script.main(flags)
 
