@@ -54,15 +54,29 @@ def parse_args(argv=None):
     return args
 
 
-def load_net(path, device, classes):
-    """The model, its training mean and its metadata from a checkpoint, checked against the test ``classes``."""
+def load_net(path, device):
+    """The model, its training mean and its metadata from a checkpoint."""
     model, meta = load_vgg(path, "evaluate", device)
-    info = meta["model"]
-    trained = info.get("classes")
+    return model.eval(), np.asarray(meta["model"]["mean"], dtype=np.float32), meta["model"]
+
+
+def load_test_set(args, info):
+    """The test images and labels, and their class names: for an image folder, labelled by the net's classes."""
+    classes = info.get("classes") if args.dataset == "folder" else None
+    (images, labels), _ = data.load_split(args.dataset, "test", args.data, classes=classes)
+    if args.limit is not None:
+        if args.limit > len(labels):
+            raise ValueError(f"--limit {args.limit}: the test set has only {len(labels)} images")
+        images, labels = images[:args.limit], labels[:args.limit]
+    return images, labels, classes or data.dataset_classes(args.dataset, args.data)
+
+
+def check_classes(path, info, classes):
+    """The net of checkpoint ``path`` was trained on the test set's ``classes``."""
+    trained = info.get("classes")  # older checkpoints record only the number of classes
     if (trained is not None and trained != classes) or info["num_classes"] != len(classes):
         raise ValueError(f"evaluate: {path} was trained on {info['num_classes']} classes {trained or ''}, but the "
                          f"test set has the {len(classes)} classes {classes}")
-    return model.eval(), np.asarray(info["mean"], dtype=np.float32), info
 
 
 def test_scales(train_scale, train_size, step):
@@ -78,9 +92,9 @@ def test_scales(train_scale, train_size, step):
     return single, [q for q in multi if q >= train_size]
 
 
-def evaluate_checkpoint(path, images, labels, methods, args):
-    """Table rows and the multi-scale posteriors of each method, for one checkpoint."""
-    model, mean, info = load_net(path, args.device, data.dataset_classes(args.dataset, args.data))
+def evaluate_net(net, images, labels, methods, args):
+    """Table rows and the multi-scale posteriors of each method, for one (model, mean, info) of ``load_net``."""
+    model, mean, info = net
     single, multi = test_scales(info["scale"], info["input_size"], args.scale_step)
     rows, kept = [], {}
     for scales in ([single], multi):
@@ -88,7 +102,7 @@ def evaluate_checkpoint(path, images, labels, methods, args):
             p = posteriors(model, images, method, scales, mean, args.grid, True, args.device)
             rows.append(row(f"VGG-{info['config']}", info["scale"], scales, method, p, labels))
             kept[method] = p
-    return rows, kept, model
+    return rows, kept
 
 
 def row(net, train_scale, scales, method, p, labels):
@@ -107,21 +121,19 @@ def format_table(rows):
 
 def main(argv=None):
     args = parse_args(argv)
-    (images, labels), _ = data.load_split(args.dataset, "test", args.data)
-    if args.limit is not None:
-        if args.limit > len(labels):
-            raise ValueError(f"--limit {args.limit}: the test set has only {len(labels)} images")
-        images, labels = images[:args.limit], labels[:args.limit]
-    rows, fused, nets, train_scales = [], {}, [], []
-    for path in args.checkpoints:
-        new_rows, kept, model = evaluate_checkpoint(path, images, labels, args.methods, args)
+    nets = [load_net(path, args.device) for path in args.checkpoints]  # every checkpoint checked first
+    images, labels, classes = load_test_set(args, nets[0][2])
+    for path, (_, _, info) in zip(args.checkpoints, nets):
+        check_classes(path, info, classes)
+    rows, fused, train_scales = [], {}, []
+    for net in nets:
+        new_rows, kept = evaluate_net(net, images, labels, args.methods, args)
         rows += new_rows
-        nets.append(model)
         train_scales.append(new_rows[0]["train_scale"])
         for method, p in kept.items():
             fused.setdefault(method, []).append(p)
-    if len(args.checkpoints) > 1:
-        check_fusable(nets)
+    if len(nets) > 1:
+        check_fusable([model for model, _, _ in nets])
         for method, sets in fused.items():
             rows.append(row("fusion", " + ".join(train_scales), ["multi"], method, fuse(sets), labels))
     table = format_table(rows)

@@ -110,9 +110,9 @@ class Trainer:
         path = os.path.join(self.out_dir, CHECKPOINT)
         if self.checkpoint_epoch is None:
             earlier = f" ({path} is from an earlier run)" if os.path.exists(path) else ""
-            kept = f"no checkpoint of this run was written{earlier}"
+            kept = f"No checkpoint of this run was written{earlier}"
         else:
-            kept = f"the last good checkpoint is {path}, at epoch {self.checkpoint_epoch}"
+            kept = f"The last good checkpoint is {path}, at epoch {self.checkpoint_epoch}"
         return TrainingDiverged(f"train: {what} at epoch {self.epoch + 1}, step {self.step}; stopping. {kept} "
                                 f"(try a smaller --lr)")
 

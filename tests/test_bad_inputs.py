@@ -240,15 +240,23 @@ def test_evaluate_limit_above_the_test_set(folder, run_dir, tmp_path):
                        "--limit", "100", "--out", str(tmp_path / "e.json")])
 
 
-def test_evaluate_refuses_a_net_of_other_classes(run_dir, tmp_path):
+def test_evaluate_labels_a_folder_by_the_nets_classes(run_dir, tmp_path):
     rng = np.random.default_rng(2)
     for name in ("cat", "dog", "owl"):
         write_images(tmp_path / "train" / name, 1, rng)
         write_images(tmp_path / "val" / name, 1, rng)
-    with pytest.raises(ValueError, match=r"evaluate: .*checkpoint.npz was trained on 2 classes \['a', 'b'\], but "
-                                         r"the test set has the 3 classes \['cat', 'dog', 'owl'\]"):
+    with pytest.raises(ValueError, match=r"ImageFolder: the class folders of .*val must be the training classes "
+                                         r"\['a', 'b'\]; missing \['a', 'b'\], not among the training classes "
+                                         r"\['cat', 'dog', 'owl'\]"):
         EVALUATE.main([str(run_dir / "checkpoint.npz"), "--dataset", "folder", "--data", str(tmp_path),
                        "--out", str(tmp_path / "e.json")])
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="Fashion-MNIST is not installed")
+def test_evaluate_refuses_a_net_of_other_classes(run_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"^evaluate: .*checkpoint.npz was trained on 2 classes \['a', 'b'\], but "
+                                         r"the test set has the 10 classes \['T-shirt/top', "):
+        EVALUATE.main([str(run_dir / "checkpoint.npz"), "--out", str(tmp_path / "e.json")])
 
 
 # --- damaged checkpoints, through every command that reads one ------------------------------------------------
