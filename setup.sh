@@ -6,8 +6,12 @@
 #   bash setup.sh --test   # also what the tests need: pytest, hypothesis, the
 #                          # PyTorch oracle (CPU), g++ for the CUDA emulator,
 #                          # CuPy and NVRTC for the CUDA compile check, MPI
+#
+# Python packages go to the interpreter $PYTHON (default: the python on PATH,
+# that of an activated virtual environment).
 set -euo pipefail
 cd "$(dirname "$0")"
+PYTHON="${PYTHON:-python}"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_install() {
@@ -23,6 +27,6 @@ extras="train"
 if [ "${1:-}" = "--test" ]; then
     extras="train,test,dist,cuda"
     command -v g++ >/dev/null || apt_install g++
-    python -m pip install -q "torch==2.13.0"
+    "$PYTHON" -m pip install -q "torch==2.13.0"
 fi
-python -m pip install -q -e ".[${extras}]"
+"$PYTHON" -m pip install -q -e ".[${extras}]"

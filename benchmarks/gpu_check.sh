@@ -3,6 +3,7 @@
 #
 #   bash benchmarks/gpu_check.sh              # on a machine with a CUDA GPU
 #   bash benchmarks/gpu_check.sh --dry-run    # the same run on a CPU-only machine, in under a minute
+#   PYTHON=venv/bin/python bash benchmarks/gpu_check.sh   # with that interpreter (default: python on PATH)
 #
 # What it runs and writes: see benchmarks/gpu_check.py.  Exit status 0 when every part ran to its end.
 set -euo pipefail

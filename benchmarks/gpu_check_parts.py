@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from minivgg import data, models
+from minivgg.kernels import EMULATED, use
 from minivgg.backend import move_array
 from minivgg.models.vgg import FC_WIDTH, FINAL_CHANNELS, TABLE_1, parse_token
 from minivgg.optim import SGD, PlateauSchedule
@@ -178,7 +179,7 @@ def training(out, dry_run, budget):
         device = new_trainer(settings, "cpu" if dry_run else "cuda", scratch)
         move_by_one_ulp(yardstick.model, settings["seed"])
         for step, (x, labels) in enumerate(batches):
-            with cuda_twins_on_the_cpu() if dry_run else contextlib.nullcontext():
+            with use(EMULATED) if dry_run else contextlib.nullcontext():
                 device_loss, device_seconds = timed(device.train_step, x, labels)
             cpu_loss, cpu_seconds = timed(cpu.train_step, x, labels)
             yardstick_loss, _ = timed(yardstick.train_step, x, labels)
@@ -220,26 +221,6 @@ def move_by_one_ulp(model, seed):
         data = parameter.data
         direction = np.where(rng.random(data.shape) < 0.5, np.inf, -np.inf).astype(data.dtype)
         parameter.data = np.nextafter(data, direction)
-
-
-@contextlib.contextmanager
-def cuda_twins_on_the_cpu():
-    """Run every op through the CUDA twins (``minivgg.kernels.cuda``), which take NumPy arrays to the emulator.
-
-    The ops pick their kernels with ``kernels_for``; within this block every
-    module that imported it gets one that always answers ``cuda``.
-    """
-    from minivgg.functions import _dispatch
-    from minivgg.kernels import cuda
-    original = _dispatch.kernels_for
-    users = [module for module in list(sys.modules.values()) if getattr(module, "kernels_for", None) is original]
-    for module in users:
-        module.kernels_for = lambda array: cuda
-    try:
-        yield
-    finally:
-        for module in users:
-            module.kernels_for = original
 
 
 def timed(train_step, x, labels):

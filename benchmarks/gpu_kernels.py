@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from minivgg.kernels import activation, conv, cuda, dropout, loss, lrn, pool
+from minivgg import kernels
+from minivgg.kernels.launch import require_cupy
 
 F32 = np.float32
 
@@ -46,7 +47,7 @@ def cases(shapes):
 
     def pooled(xp, batch, rng):
         x = nchw_view(xp, (batch, *pool_shape[1:]), rng)
-        y, argmax = cuda.max_pool_forward(x)
+        y, argmax = kernels.CUDA.max_pool_forward(x)
         # dy in NHWC memory, as the layers pass it: CuPy's ``y * 0 + 1`` would be C-ordered NCHW,
         # and the timing would include the transposing copy that max_pool_backward then makes
         return (nchw_view(xp, y.shape, rng), argmax, x.shape)
@@ -87,25 +88,16 @@ def cases(shapes):
     ]
 
 
-NUMPY_TWINS = {"im2col": conv, "col2im": conv, "bias_grad": conv, "max_pool_forward": pool,
-               "max_pool_backward": pool, "relu_forward": activation, "relu_backward": activation,
-               "lrn_forward": lrn, "dropout_forward": dropout, "softmax_cross_entropy_forward": loss}
-
-
-class NumpyTwins:
-    """The NumPy twins under the CUDA twins' names (sgd_update is left out: it overwrites grad)."""
-
-    def __getattr__(self, name):
-        return getattr(NUMPY_TWINS[name], name)
-
-
 def check(name, make, run, xp, to_numpy):
-    """Compare the CUDA twin with the NumPy twin at batch 1; returns the largest relative error."""
+    """Compare the CUDA twin with the NumPy twin at batch 1; returns the largest relative error.
+
+    sgd_update works in place and returns nothing: its twins are compared by the tests.
+    """
     if name == "sgd_update":
         return None
     args = make(xp, 1, np.random.default_rng(0))
     host_args = [to_numpy(a) if hasattr(a, "dtype") else a for a in args]
-    got, expected = run(cuda, *args), run(NumpyTwins(), *host_args)
+    got, expected = run(kernels.CUDA, *args), run(kernels.NUMPY, *host_args)
     got, expected = (got, expected) if isinstance(got, tuple) else ((got,), (expected,))
     error = 0.0
     for g, e in zip(got, expected):
@@ -159,7 +151,7 @@ def main(argv=None):
         repeats, warmup, copy_elements, batch = args.repeats or 1, 1, 1 << 20, 2
         where = "the CPU emulator (dry run: these times measure the emulator, not a GPU)"
     else:
-        xp = cuda.require_cupy()
+        xp = require_cupy()
         to_numpy = xp.asnumpy
         shapes = ((32, 64, 224, 224), (32, 64, 224, 224), (256, 4096), (256, 1000), (4096, 25088))
         repeats, warmup, copy_elements, batch = args.repeats or 20, 3, 1 << 28, None
@@ -172,7 +164,7 @@ def main(argv=None):
     for name, shape, make, run, moved in cases(shapes):
         error = check(name.split()[0], make, run, xp, to_numpy)
         arrays = make(xp, batch or shape[0], np.random.default_rng(1))
-        seconds = timer(lambda: run(cuda, *arrays), repeats, warmup)
+        seconds = timer(lambda: run(kernels.CUDA, *arrays), repeats, warmup)
         rate = moved(*arrays) / seconds / 1e9
         checked = "-" if error is None else f"{error:.1e}"
         print(f"{name:32} {str(shape):>22} {checked:>9} {seconds * 1e3:9.3f} {rate:8.1f} {rate / copy:8.0%}")

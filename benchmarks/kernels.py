@@ -1,7 +1,14 @@
 """Time every NumPy kernel at the layer shapes of VGG-A on 32x32 images, batch 64, float32.
 
-    python benchmarks/kernels.py            # the full table (about a minute on 2 cores)
+    python benchmarks/kernels.py            # the full table (15 to 45 s on 2 cores, by load)
     python benchmarks/kernels.py --quick    # a smoke run: batch 4, one call each (numbers meaningless)
+    python benchmarks/kernels.py --variant im2col=examples.custom_numpy_kernel:im2col_windows
+                                            # check an own kernel against the reference twin, then time both
+
+With ``--variant NAME=module:function`` (repeatable) the table is of the
+variants instead: each is first checked against the active set's kernel of
+the same name on every VGG-A shape it meets (the largest relative
+difference is printed), then both are timed after a warm-up, side by side.
 
 Each kernel is checked first, then timed: one warm-up call, then the median
 of ``--repeats`` calls.  The header prints the load average: on a shared
@@ -29,16 +36,20 @@ is C-contiguous NCHW, every later activation an NCHW view of NHWC memory
 (what the kernels return).
 """
 import argparse
+import copy
+import importlib.util
 import os
 import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from minivgg.kernels import cpu as K
-from minivgg.kernels.conv import conv_output_size, weight_matrix
+from minivgg import kernels
+from minivgg.functions.conv import conv2d_backward, conv2d_forward, weight_matrix
+from minivgg.kernels.layout import conv_output_size
 
 # VGG-A (Table 1 of the paper, column A): 3x3 convolutions (stride 1, padding 1) and 2x2 max-pools.
 VGG_A = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
@@ -152,7 +163,7 @@ def bench_conv(bench, rng, batch, c, o, side, first, naive, totals):
     x = x if first else nhwc_view(x)
     w = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
     b = rng.standard_normal(o).astype(np.float32)
-    y, cols = K.conv2d_forward(x, w, b, 1, 1)
+    y, cols = conv2d_forward(x, w, b, 1, 1)
     dy = nhwc_view(rng.standard_normal(y.shape).astype(np.float32))
 
     m, k = cols.shape
@@ -163,9 +174,9 @@ def bench_conv(bench, rng, batch, c, o, side, first, naive, totals):
     a_mat, b_mat = cols, w_mat.T                                                # (M, 9C), (9C, O)
     dy_rows = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).reshape(-1, o)     # (M, O)
 
-    fwd = bench.time(lambda: K.conv2d_forward(x, w, b, 1, 1))
+    fwd = bench.time(lambda: conv2d_forward(x, w, b, 1, 1))
     fwd_ref = bench.time(lambda: np.matmul(a_mat, b_mat))
-    bwd = bench.time(lambda: K.conv2d_backward(dy, x.shape, cols, w, 1, 1))
+    bwd = bench.time(lambda: conv2d_backward(dy, x.shape, cols, w, 1, 1))
     bwd_ref = bench.time(lambda: (np.matmul(dy_rows.T, a_mat), np.matmul(dy_rows, w_mat)))
     gemm = f"matmul {m}x{k}@{k}x{o}"
     bench.compute_row("conv fwd", shape, fwd, flops, gemm, fwd_ref)
@@ -182,7 +193,7 @@ def bench_conv(bench, rng, batch, c, o, side, first, naive, totals):
         y_naive, col = nchw_conv2d_forward(x_nchw, w, b, 1, 1)
         check(y_naive, y, "naive NCHW conv forward")
         for got, want in zip(nchw_conv2d_backward(dy_nchw, x.shape, col, w, 1, 1),
-                             K.conv2d_backward(dy, x.shape, cols, w, 1, 1)):
+                             conv2d_backward(dy, x.shape, cols, w, 1, 1)):
             check(got, want, "naive NCHW conv backward")
         nfwd = bench.time(lambda: nchw_conv2d_forward(x_nchw, w, b, 1, 1))
         nbwd = bench.time(lambda: nchw_conv2d_backward(dy_nchw, x.shape, col, w, 1, 1))
@@ -201,6 +212,7 @@ def check(got, want, what):
 
 
 def bench_relu(bench, rng, shape_text, x):
+    K = kernels.active("cpu")
     y = K.relu_forward(x)
     dy = nhwc_view(rng.standard_normal(x.shape).astype(np.float32))
     bench.memory_row("relu fwd", shape_text, lambda: K.relu_forward(x), nbytes(x, y))
@@ -208,6 +220,7 @@ def bench_relu(bench, rng, shape_text, x):
 
 
 def bench_pool(bench, rng, shape_text, x):
+    K = kernels.active("cpu")
     y, argmax = K.max_pool_forward(x, 2, 2, 2)
     dy = nhwc_view(rng.standard_normal(y.shape).astype(np.float32))
     bench.memory_row("max_pool fwd", shape_text, lambda: K.max_pool_forward(x, 2, 2, 2), nbytes(x, y, argmax))
@@ -216,6 +229,7 @@ def bench_pool(bench, rng, shape_text, x):
 
 
 def bench_lrn(bench, rng, shape_text, x):
+    K = kernels.active("cpu")
     y, d = K.lrn_forward(x, 5, 1e-4, 0.75, 2.0)
     dy = nhwc_view(rng.standard_normal(x.shape).astype(np.float32))
     bench.memory_row("lrn fwd (n=5)", shape_text, lambda: K.lrn_forward(x, 5, 1e-4, 0.75, 2.0), nbytes(x, y, d))
@@ -224,6 +238,7 @@ def bench_lrn(bench, rng, shape_text, x):
 
 
 def bench_dropout(bench, rng, batch):
+    K = kernels.active("cpu")
     x = rng.standard_normal((batch, CLASSIFIER_WIDTH)).astype(np.float32)
     y, mask = K.dropout_forward(x, 0.5, 1, 2, 3, 0)
     dy = rng.standard_normal(x.shape).astype(np.float32)
@@ -233,6 +248,7 @@ def bench_dropout(bench, rng, batch):
 
 
 def bench_loss(bench, rng, batch):
+    K = kernels.active("cpu")
     for classes in CLASSES:
         z = rng.standard_normal((batch, classes)).astype(np.float32)
         labels = rng.integers(0, classes, batch)
@@ -273,6 +289,107 @@ def run(batch, repeats, warmup, naive_convs):
     return bench.rows
 
 
+# --- variants: an own kernel beside the reference --------------------------------------------------
+
+def kernel_cases(batch, rng):
+    """(kernel name, shape text, arguments) for every kernel of a set at VGG-A's shapes, each shape once."""
+    K, seen = kernels.active("cpu"), set()
+    x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
+    cases = []
+    for kind, c, o, side in vgg_a_layers():
+        text = f"{batch}x{c}x{side}x{side}"
+        if kind == "pool":
+            y, argmax = K.max_pool_forward(x, 2, 2, 2)
+            dy = nhwc_view(rng.standard_normal(y.shape).astype(np.float32))
+            cases += [("max_pool_forward", text, (x, 2, 2, 2)), ("max_pool_backward", text, (dy, argmax, x.shape, 2, 2, 2))]
+            x = y
+            continue
+        cols = K.im2col(x, 3, 3, 1, 1)
+        dy = nhwc_view(rng.standard_normal((batch, o, side, side)).astype(np.float32))
+        cases += [("im2col", text, (x, 3, 3, 1, 1)), ("col2im", text, (cols, x.shape, 3, 3, 1, 1)),
+                  ("bias_grad", f"{batch}x{o}x{side}x{side}", (dy,))]
+        x = K.relu_forward(dy)
+        cases += [("relu_forward", f"{batch}x{o}x{side}x{side}", (dy,)),
+                  ("relu_backward", f"{batch}x{o}x{side}x{side}", (dy, x))]
+        if c == 3:
+            cases += [("lrn_forward", f"{batch}x{o}x{side}x{side}", (dy, 5, 1e-4, 0.75, 2.0))]
+    fc = rng.standard_normal((batch, CLASSIFIER_WIDTH)).astype(np.float32)
+    cases += [("dropout_forward", f"{batch}x{CLASSIFIER_WIDTH}", (fc, 0.5, 1, 2, 3, 0))]
+    for classes in CLASSES:
+        z = rng.standard_normal((batch, classes)).astype(np.float32)
+        cases += [("softmax_cross_entropy_forward", f"{batch}x{classes}", (z, rng.integers(0, classes, batch)))]
+    weight = rng.standard_normal((512, 512, 3, 3)).astype(np.float32)
+    cases += [("sgd_update", "512x512x3x3", (weight, weight * 0.1, weight * 0.01, 0.01, 0.9, 5e-4))]
+    unique = []
+    for name, text, args in cases:
+        if (name, text) not in seen:
+            seen.add((name, text))
+            unique.append((name, text, args))
+    return unique
+
+
+def load_variant(spec):
+    """``NAME=module:function`` -> (NAME, the function); the module may be a dotted name or a .py path."""
+    name, _, target = spec.partition("=")
+    module_name, _, function_name = target.partition(":")
+    if name not in kernels.NAMES or not function_name:
+        raise SystemExit(f"--variant: expected NAME=module:function with NAME one of {list(kernels.NAMES)}, "
+                         f"got {spec!r}")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # so that examples.x resolves from a clone
+    if module_name.endswith(".py"):
+        module_spec = importlib.util.spec_from_file_location(Path(module_name).stem, module_name)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(module_name)
+    return name, getattr(module, function_name)
+
+
+def results_of(function, args):
+    """What a kernel produced: its outputs, or for an in-place kernel (sgd_update) its updated arguments."""
+    args = copy.deepcopy(args)
+    out = function(*args)
+    outs = out if isinstance(out, tuple) else (args[0], args[2]) if out is None else (out,)
+    return [np.asarray(o, np.float64) for o in outs]
+
+
+def largest_difference(variant, reference, args):
+    """Max |variant - reference| over max |reference|, over all outputs; shapes must match."""
+    worst = 0.0
+    for got, want in zip(results_of(variant, args), results_of(reference, args)):
+        if got.shape != want.shape:
+            raise AssertionError(f"variant output has shape {got.shape}, the reference {want.shape}")
+        worst = max(worst, float(np.abs(got - want).max(initial=0.0) / (np.abs(want).max(initial=0.0) + 1e-30)))
+    return worst
+
+
+def run_variants(variants, batch, repeats, warmup):
+    """Check each variant on every case of its kernel, then time it beside the reference."""
+    reference_set = kernels.active("cpu")
+    rows = []
+    for name, text, args in kernel_cases(batch, np.random.default_rng(0)):
+        if name not in variants:
+            continue
+        reference, variant = reference_set.functions[name], variants[name]
+        error = largest_difference(variant, reference, args)
+        ref = median_seconds(lambda: reference(*copy.copy(args)), repeats, warmup)
+        own = median_seconds(lambda: variant(*copy.copy(args)), repeats, warmup)
+        rows.append((name, text, f"{error:.1e}", f"{ref * 1e3:.3f}", f"{own * 1e3:.3f}", f"{ref / own:.2f}x"))
+    headers = ("kernel", "shape", "max rel diff", "reference ms", "variant ms", "variant speed")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    for line in [headers, ["-" * w for w in widths], *rows]:
+        print(" | ".join(v.rjust(w) for v, w in zip(line, widths)))
+
+
+def load_warning():
+    """A warning line when other work competes for the cores, else None."""
+    load = os.getloadavg()[0]
+    if load > 0.5 * (os.cpu_count() or 1):
+        return (f"WARNING: the machine is loaded (1-minute load average {load:.2f} on {os.cpu_count()} CPUs): "
+                "other processes share the cores, so the times below are unreliable; rerun on a quiet machine")
+    return None
+
+
 def blas_name():
     try:
         return np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
@@ -303,7 +420,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per kernel (default 7)")
     parser.add_argument("--naive-convs", type=int, default=4,
                         help="time the naive NCHW variant for this many of the first convs (default 4)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=module:function",
+                        help="check an own kernel against the reference twin NAME, then time both (repeatable)")
     args = parser.parse_args(argv)
+    variants = dict(load_variant(spec) for spec in args.variant)
     batch = args.batch or (4 if args.quick else 64)
     repeats = args.repeats or (1 if args.quick else 7)
     warmup = 0 if args.quick else 1
@@ -317,11 +437,21 @@ def main(argv=None):
           f"{os.cpu_count()} CPUs; {platform.processor() or platform.machine()}; "
           f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
           + (f"; {' '.join(f'{k}={v}' for k, v in env.items())}" if env else ""))
+    warning = load_warning()
+    if warning:
+        print(warning)
     print()
-    print_table(run(batch, repeats, warmup, args.naive_convs))
-    print()
-    print("ratio: the kernel's time over its reference's, measured in the same run "
-          "(conv: bare numpy.matmul of the same GEMMs; others: a copy of the same bytes).")
+    if variants:
+        run_variants(variants, batch, repeats, warmup)
+        print()
+        print("variant speed: the reference's median time over the variant's, measured in the same run.")
+    else:
+        print_table(run(batch, repeats, warmup, args.naive_convs))
+        print()
+        print("ratio: the kernel's time over its reference's, measured in the same run "
+              "(conv: bare numpy.matmul of the same GEMMs; others: a copy of the same bytes).")
+    warning = load_warning()
+    print(warning or f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 
 

@@ -1,11 +1,6 @@
-"""Dropout with a stateless, counter-based mask (the NumPy twin of dropout.cu).
+"""The dropout kernels, with a stateless, counter-based mask: the NumPy twins of dropout.cu.
 
-Inverted dropout keeps each element with probability 1 - p and scales the
-kept ones by 1 / (1 - p), so the expected output equals the input and the
-network needs no change at test time:
-
-    y = x * mask / (1 - p),     mask in {0, 1}
-
+The maths, y = x * mask / (1 - p), is stated in ``minivgg/functions/activation.py``.
 The mask is not drawn from a random-number *generator* with a hidden state.
 Each element's coin is a pure function of five integers,
 
@@ -23,6 +18,9 @@ constants of Chris Wellons' "lowbias32"): every input bit flips about half of
 the output bits.
 """
 import numpy as np
+
+from . import launch
+from .layout import array_module
 
 MIX_1 = np.uint32(0x7FEB352D)
 MIX_2 = np.uint32(0x846CA68B)
@@ -73,3 +71,31 @@ def dropout_forward(x, p, seed, step, layer, sample_offset=0):
 def dropout_backward(dy, mask, p):
     """dx = dy * mask / (1 - p)."""
     return dy * mask * dy.dtype.type(1.0 / (1.0 - p))
+
+
+# ---- the CUDA twins (dropout.cu) -----------------------------------------------------
+
+def dropout_forward_cuda(x, p, seed, step, layer, sample_offset=0):
+    """dropout_forward on dropout.cu: each thread hashes its own element's coin."""
+    xp = array_module(x)
+    threshold = keep_threshold(p)
+    x = xp.ascontiguousarray(x)      # the hash numbers elements in NCHW (C) order
+    y = xp.empty_like(x)
+    mask = xp.empty(x.shape, dtype=bool)
+    per_sample = x.size // x.shape[0] if x.shape[0] else 1
+    scale = x.dtype.type(1.0 / (1.0 - p))
+    launch.run_elementwise("dropout_forward", x.dtype, x.size,
+                           (x, y, mask, *launch.indices(x.size, per_sample),
+                            np.uint32(seed), np.uint32(step), np.uint32(layer), np.uint32(sample_offset),
+                            threshold, scale))
+    return y, mask
+
+
+def dropout_backward_cuda(dy, mask, p):
+    """dropout_backward on dropout.cu."""
+    xp = array_module(dy, mask)
+    dy, mask = xp.ascontiguousarray(dy), xp.ascontiguousarray(mask, dtype=bool)
+    dx = xp.empty_like(dy)
+    launch.run_elementwise("dropout_backward", dy.dtype, dy.size,
+                           (dy, mask, dx, *launch.indices(dy.size), dy.dtype.type(1.0 / (1.0 - p))))
+    return dx

@@ -25,11 +25,12 @@ __global__ void lrn_forward(const T* x, T* y, T* d, index_t pixels, index_t c, i
 }
 
 // dx = dy * d**neg_beta - two_alpha_beta * x * spread, where spread sums
-// dy * x * d**neg_beta_1 over the transposed window ch - (size-1)/2 .. ch + size/2.
+// dy * x * d**neg_beta / d (= dy * x * d**(neg_beta - 1)) over the transposed
+// window ch - (size-1)/2 .. ch + size/2.  One power per element, as in lrn.py.
 template <typename T>
 __global__ void lrn_backward(const T* dy, const T* x, const T* d, T* dx,
                              index_t pixels, index_t c, index_t size,
-                             T neg_beta, T neg_beta_1, T two_alpha_beta)
+                             T neg_beta, T two_alpha_beta)
 {
     for (index_t e = grid_thread_index(); e < pixels * c; e += grid_thread_count()) {
         index_t ch = e % c, first = e - ch;
@@ -37,7 +38,7 @@ __global__ void lrn_backward(const T* dy, const T* x, const T* d, T* dx,
         index_t hi = ch + size / 2 < c - 1 ? ch + size / 2 : c - 1;
         T spread = T(0);
         for (index_t other = first + lo; other <= first + hi; ++other)
-            spread += dy[other] * x[other] * pow(d[other], neg_beta_1);
+            spread += dy[other] * x[other] * pow(d[other], neg_beta) / d[other];
         dx[e] = dy[e] * pow(d[e], neg_beta) - two_alpha_beta * x[e] * spread;
     }
 }

@@ -1,20 +1,13 @@
-"""Local response normalisation across channels (the NumPy twin of lrn.cu).
+"""The LRN kernels: the NumPy twins of lrn.cu, then the CUDA launches.
 
-Krizhevsky et al. 2012, section 3.3, used by the VGG paper's net A-LRN:
-
-    d[n, c, h, w] = k + alpha * sum_{c' in win(c)} x[n, c', h, w]**2
-    y = x * d**(-beta)
-
-with win(c) the ``size`` channels c - size//2 .. c + (size-1)//2 that exist.
-(PyTorch's LocalResponseNorm divides alpha by ``size``: its alpha is
-``size`` times ours.)  Differentiating, with g = dL/dy,
-
-    dx[c] = g[c] * d[c]**(-beta)
-            - 2 * alpha * beta * x[c] * sum_{c'' : c in win(c'')} g[c''] * x[c''] * d[c'']**(-beta-1)
-
-The second sum runs over the *transposed* window c - (size-1)//2 .. c + size//2.
+The maths and the gradient's derivation are in ``minivgg/functions/lrn.py``.
+The power is the slow part: both twins compute one per element,
+s = d**(-beta), and get d**(-beta-1) as s / d.
 """
 import numpy as np
+
+from . import launch
+from .layout import array_module, check_same_dtype, to_nchw, to_nhwc
 
 
 def channel_window_sum(a, before, after):
@@ -40,3 +33,29 @@ def lrn_backward(dy, x, d, size=5, alpha=1e-4, beta=0.75):
     weighted = dy * x * scale / d
     spread = channel_window_sum(weighted, (size - 1) // 2, size // 2)
     return dy * scale - 2 * alpha * beta * x * spread
+
+
+# ---- the CUDA twins (lrn.cu) -----------------------------------------------------------
+
+def lrn_forward_cuda(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
+    """lrn_forward on lrn.cu: one thread per element sums its channel window."""
+    xp = array_module(x)
+    x_nhwc = to_nhwc(x)
+    y, d = xp.empty_like(x_nhwc), xp.empty_like(x_nhwc)
+    t = x.dtype.type
+    launch.run_elementwise("lrn_forward", x.dtype, x.size,
+                           (x_nhwc, y, d, *launch.indices(x.size // x.shape[1], x.shape[1], size),
+                            t(alpha), t(-beta), t(k)))
+    return to_nchw(y), to_nchw(d)
+
+
+def lrn_backward_cuda(dy, x, d, size=5, alpha=1e-4, beta=0.75):
+    """lrn_backward on lrn.cu, with the one power per element of the NumPy twin."""
+    check_same_dtype("lrn_backward", dy, x, d)
+    dy_nhwc, x_nhwc, d_nhwc = to_nhwc(dy), to_nhwc(x), to_nhwc(d)
+    dx = array_module(x).empty_like(x_nhwc)
+    t = x.dtype.type
+    launch.run_elementwise("lrn_backward", x.dtype, x.size,
+                           (dy_nhwc, x_nhwc, d_nhwc, dx, *launch.indices(x.size // x.shape[1], x.shape[1], size),
+                            t(-beta), t(2 * alpha * beta)))
+    return to_nchw(dx)

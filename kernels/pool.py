@@ -1,20 +1,13 @@
-"""Max-pooling forward and backward (the NumPy twin of pool.cu).
+"""The max-pool kernels: the NumPy twins of pool.cu, then the CUDA launches.
 
-    y[n, c, i, j] = max over (u, v) of x[n, c, s*i + u, s*j + v]
-
-for a (kh, kw) window and stride s, with no padding.  The backward sends each
-output gradient to the one input that won the max (the first, on a tie):
-
-    dx[n, c, s*i + u*, s*j + v*] += dy[n, c, i, j],   (u*, v*) = argmax
-
-``+=`` because overlapping windows (stride < kernel) can pick the same input.
-The forward returns the winner's position inside its window (u*kw + v) so that
-the backward needs no search.
+The maths (and the tie rule: the first maximum wins) is stated in
+``minivgg/functions/pool.py``.  Both twins return each winner's position in
+its window, u*kw + v, as int32, so that the backward needs no search.
 """
 import numpy as np
 
-from .conv import conv_output_size
-from .layout import to_nchw, to_nhwc
+from . import launch, shards, workspace
+from .layout import array_module, conv_output_size, to_nchw, to_nhwc
 
 
 def window_offsets(x_nhwc, kh, kw, stride):
@@ -36,18 +29,24 @@ def max_pool_forward(x, kh=2, kw=2, stride=2):
     argmax += greater * (index - argmax), not by a masked assignment: a
     random mask defeats the CPU's branch prediction and is ten times slower.
     """
-    offsets = window_offsets(to_nhwc(x), kh, kw, stride)
-    _, first = next(offsets)
-    y = first.copy()
-    argmax = np.zeros(y.shape, dtype=np.int32)
-    greater = np.empty(y.shape, dtype=bool)
-    step = np.empty(y.shape, dtype=np.int32)
-    for index, candidate in offsets:
-        np.greater(candidate, y, out=greater)
-        np.maximum(y, candidate, out=y)
-        np.subtract(index, argmax, out=step)
-        step *= greater
-        argmax += step
+    x_nhwc = to_nhwc(x)
+    n, h, w, c = x_nhwc.shape
+    shape = (n, conv_output_size(h, kh, stride, 0), conv_output_size(w, kw, stride, 0), c)
+    y, argmax = workspace.empty(shape, x.dtype), workspace.empty(shape, np.int32)
+    greater, step = workspace.empty(shape, bool), workspace.empty(shape, np.int32)
+
+    def pool(start, stop):
+        ys, arg, gt, st = y[start:stop], argmax[start:stop], greater[start:stop], step[start:stop]
+        offsets = window_offsets(x_nhwc[start:stop], kh, kw, stride)
+        np.copyto(ys, next(offsets)[1])
+        arg.fill(0)
+        for index, candidate in offsets:
+            np.greater(candidate, ys, out=gt)
+            np.maximum(ys, candidate, out=ys)
+            np.subtract(index, arg, out=st)
+            st *= gt
+            arg += st
+    shards.over_batch(pool, n, x_nhwc.size)
     return to_nchw(y), to_nchw(argmax)
 
 
@@ -55,9 +54,40 @@ def max_pool_backward(dy, argmax, x_shape, kh=2, kw=2, stride=2):
     """Route each output gradient to the input that won its window."""
     n, c, h, w = x_shape
     dy_nhwc, arg_nhwc = to_nhwc(dy), to_nhwc(argmax)
-    dx = np.zeros((n, h, w, c), dtype=dy.dtype)
-    routed, won = np.empty_like(dy_nhwc), np.empty(dy_nhwc.shape, dtype=bool)
-    for index, target in window_offsets(dx, kh, kw, stride):
-        np.multiply(dy_nhwc, np.equal(arg_nhwc, index, out=won), out=routed)
-        target += routed  # += : overlapping windows may send several gradients to one input
+    dx = workspace.empty((n, h, w, c), dy.dtype)
+    routed, won = workspace.empty(dy_nhwc.shape, dy.dtype), workspace.empty(dy_nhwc.shape, bool)
+
+    def route(start, stop):
+        dxs, rs, ws = dx[start:stop], routed[start:stop], won[start:stop]
+        dxs.fill(0)
+        for index, target in window_offsets(dxs, kh, kw, stride):
+            np.multiply(dy_nhwc[start:stop], np.equal(arg_nhwc[start:stop], index, out=ws), out=rs)
+            target += rs  # += : overlapping windows may send several gradients to one input
+    shards.over_batch(route, n, dx.size)
+    return to_nchw(dx)
+
+
+# ---- the CUDA twins (pool.cu) --------------------------------------------------------
+
+def max_pool_forward_cuda(x, kh=2, kw=2, stride=2):
+    """max_pool_forward on pool.cu: one thread per output element scans its window."""
+    xp = array_module(x)
+    x_nhwc = to_nhwc(x)
+    n, h, w, c = x_nhwc.shape
+    ho, wo = conv_output_size(h, kh, stride, 0), conv_output_size(w, kw, stride, 0)
+    y = xp.empty((n, ho, wo, c), dtype=x.dtype)
+    argmax = xp.empty((n, ho, wo, c), dtype=np.int32)
+    launch.run_elementwise("max_pool_forward", x.dtype, y.size,
+                           (x_nhwc, y, argmax, *launch.indices(n, h, w, c, kh, kw, stride, ho, wo)))
+    return to_nchw(y), to_nchw(argmax)
+
+
+def max_pool_backward_cuda(dy, argmax, x_shape, kh=2, kw=2, stride=2):
+    """max_pool_backward on pool.cu: one thread per input element collects what its windows sent."""
+    n, c, h, w = x_shape
+    dy_nhwc, arg_nhwc = to_nhwc(dy), to_nhwc(argmax.astype(np.int32, copy=False))
+    ho, wo = dy_nhwc.shape[1:3]
+    dx = array_module(dy).empty((n, h, w, c), dtype=dy.dtype)
+    launch.run_elementwise("max_pool_backward", dy.dtype, dx.size,
+                           (dy_nhwc, arg_nhwc, dx, *launch.indices(n, h, w, c, kh, kw, stride, ho, wo)))
     return to_nchw(dx)

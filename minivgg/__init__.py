@@ -3,11 +3,38 @@
 Floors, from the bottom: ``backend`` (NumPy or CuPy), ``kernels``
 (hand-written, arrays in and out), ``autograd`` and ``functional`` (the
 differentiable operations), then layers, models, training and evaluation.
-"""
-from . import functional, nn
-from .autograd import Tensor, no_grad
-from .gradcheck import GradcheckError, gradcheck
-from .summary import summary
+The README's table "What is inside" places every module on its floor.
 
-__all__ = ["GradcheckError", "Tensor", "functional", "gradcheck", "nn", "no_grad", "summary"]
+Every name below is imported on first use, so that ``import minivgg.backend``
+or ``import minivgg.kernels`` loads nothing from the floors above them.
+"""
+import importlib
+
 __version__ = "0.1.0"
+
+# name -> (module, attribute or None for the module itself)
+_EXPORTS = {
+    "Tensor": ("minivgg.autograd", "Tensor"),
+    "Function": ("minivgg.autograd", "Function"),
+    "no_grad": ("minivgg.autograd", "no_grad"),
+    "GradcheckError": ("minivgg.gradcheck", "GradcheckError"),
+    "gradcheck": ("minivgg.gradcheck", "gradcheck"),
+    "summary": ("minivgg.summary", "summary"),
+    **{name: (f"minivgg.{name}", None) for name in (
+        "backend", "kernels", "functional", "nn", "optim", "models", "data", "train", "evaluate", "parallel")},
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'minivgg' has no attribute {name!r}")
+    module_name, attribute = _EXPORTS[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value   # the next lookup is a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

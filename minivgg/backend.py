@@ -63,7 +63,15 @@ def move_array(array, device):
     cupy = require_cupy(f"to({device!r})")
     check_device_index(cupy, device, index)
     with cupy.cuda.Device(index):
-        return cupy.asarray(array)
+        return keep_memory_order(array, cupy.asarray)
+
+
+def keep_memory_order(array, convert):
+    """``convert(array)`` with the axes in the same memory order (an NCHW view of NHWC memory stays one)."""
+    array = array if hasattr(array, "strides") else np.asarray(array)
+    order = sorted(range(array.ndim), key=lambda axis: array.strides[axis], reverse=True)
+    dense = convert(array.transpose(order))
+    return dense.transpose(np.argsort(order).tolist())
 
 
 def check_device_index(cupy, device, index):

@@ -69,23 +69,29 @@ class Trainer:
         self.progress = progress and self.leader
         self.meta = meta or {}  # how to rebuild the model: stored in the checkpoint
         self.epoch, self.step, self.history = 0, 0, []
+        self.stop_reason = None  # set by fit: why the run ended
         self.checkpoint_epoch = None  # the epoch of the checkpoint of this run on disk (written or resumed)
         if self.leader:
             os.makedirs(out_dir, exist_ok=True)
 
     # --- the loop --------------------------------------------------------------
     def fit(self, epochs):
-        """Train until ``epochs`` epochs are done or the schedule stops; returns the history."""
+        """Train until ``epochs`` epochs are done or the schedule stops; returns the history.
+
+        Prints one line per epoch, each cut of the learning rate, and at the
+        end why the run stopped (also kept in ``stop_reason``).
+        """
         if self.leader:
             remove_stale_temporaries(self.out_dir)
             self.rewrite_log()
         while self.epoch < epochs and not self.schedule.finished:
+            lr = self.optimizer.lr  # the rate this epoch trains with; the schedule may cut it after
             train_stats = self.train_epoch()
-            val_stats = self.evaluate(self.val_loader)
+            val_stats = self.evaluate(self.val_loader, "validation")
             self.check_finite(val_stats["loss"])
             self.epoch += 1
             go_on = self.schedule.step(1.0 - val_stats["top1_error"])
-            record = {"epoch": self.epoch, "lr": self.optimizer.lr, **train_stats,
+            record = {"epoch": self.epoch, "lr": lr, **train_stats,
                       **{f"val_{k}": v for k, v in val_stats.items()}}
             self.history.append(record)
             if self.leader:  # the checkpoint first: a log line always has its checkpoint
@@ -93,8 +99,14 @@ class Trainer:
                 self.write_log(record)
                 plot_curves(self.history, os.path.join(self.out_dir, PLOT))
             self.checkpoint_epoch = self.epoch
+            self.say(epoch_line(record, epochs))
+            if self.optimizer.lr != lr:
+                self.say(f"validation accuracy stopped improving: learning rate {lr:g} -> {self.optimizer.lr:g} "
+                         f"(cut {self.schedule.decreases} of {self.schedule.max_decreases})")
             if not go_on:
                 break
+        self.stop_reason = self.why_stopped(epochs)
+        self.say(self.stop_reason)
         return self.history
 
     def check_finite(self, val_loss):
@@ -115,6 +127,18 @@ class Trainer:
             kept = f"The last good checkpoint is {path}, at epoch {self.checkpoint_epoch}"
         return TrainingDiverged(f"train: {what} at epoch {self.epoch + 1}, step {self.step}; stopping. {kept} "
                                 f"(try a smaller --lr)")
+
+    def why_stopped(self, epochs):
+        """One line saying why ``fit`` ended."""
+        if self.schedule.finished:
+            return (f"stopped after epoch {self.epoch}: learning rate cut {plural(self.schedule.decreases, 'time')} "
+                    f"and validation accuracy stopped improving again: stopping, as the paper does")
+        return f"stopped after epoch {self.epoch}: reached the limit of {plural(epochs, 'epoch')}"
+
+    def say(self, line):
+        """Print ``line`` on the leading rank (the only one that writes)."""
+        if self.leader:
+            print(line, flush=True)
 
     def train_epoch(self):
         self.model.train()
@@ -163,20 +187,25 @@ class Trainer:
             check_replicas(comm, state, self.step)
         return float(value), int(correct)
 
-    def evaluate(self, loader):
-        """Mean loss and top-1 / top-5 error of the model on ``loader``, in evaluation mode."""
+    def evaluate(self, loader, description="test"):
+        """Mean loss and top-1 / top-5 error of the model on ``loader``, in evaluation mode.
+
+        The top-5 error is None for five classes or fewer, where it is always 0.
+        """
         self.model.eval()
         loader.set_epoch(0)
-        loss_sum, errors, seen = 0.0, np.zeros(2), 0
-        with no_grad():
+        loss_sum, errors, seen, classes = 0.0, np.zeros(2), 0, 0
+        with no_grad(), progress_bar(len(loader), description, self.progress) as bar:
             for x, labels, _ in loader:
                 logits = self.model(Tensor(self.to_device(x)))
                 device_labels = move_array(labels, self.device)
                 loss_sum += F.softmax_cross_entropy(logits, device_labels).item() * len(labels)
                 errors += [top_k_error(logits.data, labels, k) * len(labels) for k in (1, 5)]
-                seen += len(labels)
+                seen, classes = seen + len(labels), logits.shape[1]
+                bar.update(1, top1_error=errors[0] / seen)
         self.model.train()
-        return {"loss": loss_sum / seen, "top1_error": float(errors[0] / seen), "top5_error": float(errors[1] / seen)}
+        return {"loss": loss_sum / seen, "top1_error": float(errors[0] / seen),
+                "top5_error": float(errors[1] / seen) if classes > 5 else None}
 
     def to_device(self, x):
         return x if self.device == "cpu" else move_array(x, self.device)
@@ -196,15 +225,9 @@ class Trainer:
 
     def save_checkpoint(self, path=None):
         """Weights, velocities, schedule, counters and history, written atomically."""
-        arrays = {f"model/{name}": value for name, value in self.model.state_dict().items()}
-        optimizer_state = self.optimizer.state_dict()
-        for index, velocity in enumerate(optimizer_state.pop("velocities")):
-            if velocity is not None:
-                arrays[f"velocity/{index}"] = velocity
-        meta = {"epoch": self.epoch, "step": self.step, "seed": self.seed, "optimizer": optimizer_state,
-                "schedule": self.schedule.state_dict(), "history": self.history, "model": self.meta}
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-        save_arrays(path or os.path.join(self.out_dir, CHECKPOINT), arrays)
+        write_checkpoint(path or os.path.join(self.out_dir, CHECKPOINT), self.model, self.meta,
+                         self.optimizer.state_dict(), self.schedule.state_dict(),
+                         epoch=self.epoch, step=self.step, seed=self.seed, history=self.history)
 
     def load_checkpoint(self, path=None, check=None):
         """Restore a run written by ``save_checkpoint``, to continue it with ``fit``; returns its metadata.
@@ -267,6 +290,27 @@ class SingleProcess:
     """The communicator of a run on one device: rank 0 of 1."""
 
     rank, size = 0, 1
+
+
+def write_checkpoint(path, model, model_meta, optimizer_state, schedule_state, epoch=0, step=0, seed=0,
+                     history=()):
+    """Write a checkpoint atomically: the weights, the optimiser's velocities, and JSON metadata.
+
+    ``model_meta`` says how to rebuild the model (for VGG: config, width,
+    num_classes, input_size, in_channels, scale, dataset, mean, and
+    optionally std and data); ``load_vgg`` reads it back.  With epoch 0 and
+    a fresh optimiser and schedule it is the checkpoint of a run about to start,
+    which is how weights trained elsewhere become evaluable (``examples/import_torchvision.py``).
+    """
+    arrays = {f"model/{name}": value for name, value in model.state_dict().items()}
+    optimizer_state = dict(optimizer_state)
+    for index, velocity in enumerate(optimizer_state.pop("velocities")):
+        if velocity is not None:
+            arrays[f"velocity/{index}"] = velocity
+    meta = {"epoch": epoch, "step": step, "seed": seed, "optimizer": optimizer_state, "schedule": schedule_state,
+            "history": list(history), "model": model_meta}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    save_arrays(path, arrays)
 
 
 META_TYPES = {"epoch": int, "step": int, "seed": int, "optimizer": dict, "schedule": dict, "history": list,
@@ -358,7 +402,7 @@ def check_keys(mapping, keys, what, where):
         raise CheckpointError(f"{where}: {what} lacks the keys {missing}")
 
 
-def load_vgg(path, command, device="cpu"):
+def load_vgg(path, command="evaluate", device="cpu"):
     """The VGG network a checkpoint holds, rebuilt from its metadata, and that metadata.
 
     Used by warm starts and evaluation (``command`` begins every error message).
@@ -378,14 +422,17 @@ def load_vgg(path, command, device="cpu"):
 
 
 class progress_bar:
-    """A tqdm bar when tqdm is installed and ``enabled``; otherwise nothing is drawn."""
+    """A tqdm bar when tqdm is installed and ``enabled``; otherwise nothing is drawn.
 
-    def __init__(self, total, description, enabled):
+    The bar disappears when done: the lines printed after it tell the story.
+    """
+
+    def __init__(self, total, description, enabled, unit="batch"):
         self.bar = None
         if enabled:
             try:
                 from tqdm import tqdm
-                self.bar = tqdm(total=total, desc=description, unit="batch", dynamic_ncols=True)
+                self.bar = tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True, leave=False)
             except ImportError:
                 pass
 
@@ -402,26 +449,45 @@ class progress_bar:
             self.bar.update(steps)
 
 
+def plural(count, word):
+    """'1 epoch', '3 epochs'."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def epoch_line(record, epochs):
+    """The console's line for one epoch: train loss, validation errors, learning rate, speed."""
+    top5 = "" if record["val_top5_error"] is None else f", top-5 {100 * record['val_top5_error']:.2f}%"
+    return (f"epoch {record['epoch']}/{epochs}: train loss {record['train_loss']:.4f}, "
+            f"validation top-1 error {100 * record['val_top1_error']:.2f}%{top5}, lr {record['lr']:g}, "
+            f"{record['images_per_second']:,.0f} images/s ({record['epoch_seconds']:.0f} s)")
+
+
 def plot_curves(history, path):
-    """Loss and error curves per epoch as a PNG (needs matplotlib; skipped quietly without it)."""
+    """Loss, error and learning rate per epoch as a PNG (needs matplotlib; skipped quietly without it)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return None
     epochs = [h["epoch"] for h in history]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    left.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
-    left.set(xlabel="epoch", ylabel="softmax cross-entropy", title="loss")
-    right.plot(epochs, [1 - h["train_accuracy"] for h in history], "o-", label="train top-1")
-    right.plot(epochs, [h["val_top1_error"] for h in history], "o-", label="validation top-1")
-    right.plot(epochs, [h["val_top5_error"] for h in history], "o-", label="validation top-5")
-    right.set(xlabel="epoch", ylabel="error", title="error")
-    for axes in (left, right):
-        axes.legend()
+    figure, (loss, error, rate) = plt.subplots(1, 3, figsize=(14, 4))
+    loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    loss.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
+    loss.set(xlabel="epoch", ylabel="softmax cross-entropy", title="loss")
+    error.plot(epochs, [1 - h["train_accuracy"] for h in history], "o-", label="train top-1")
+    error.plot(epochs, [h["val_top1_error"] for h in history], "o-", label="validation top-1")
+    if all(h["val_top5_error"] is not None for h in history):
+        error.plot(epochs, [h["val_top5_error"] for h in history], "o-", label="validation top-5")
+    error.set(xlabel="epoch", ylabel="error", title="error")
+    rate.plot(epochs, [h["lr"] for h in history], "o-", drawstyle="steps-post")
+    rate.set(xlabel="epoch", ylabel="learning rate", title="learning rate (SGD)", yscale="log")
+    for axes in (loss, error, rate):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
+    loss.legend()
+    error.legend()
     figure.tight_layout()
     temporary = f"{path}.tmp-{os.getpid()}.png"
     figure.savefig(temporary, dpi=100)

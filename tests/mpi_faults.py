@@ -34,10 +34,10 @@ def inject(fault, rank, step):
             strike(fault, rank)
         return train_step(self, x, labels)
 
-    def faulty_evaluate(self, loader):
+    def faulty_evaluate(self, loader, *args):
         if fault == "stop-at-end" and self.communicator.rank == rank and loader is not self.val_loader:
             strike(fault, rank)
-        return evaluate(self, loader)
+        return evaluate(self, loader, *args)
 
     Trainer.train_step, Trainer.evaluate = faulty_train_step, faulty_evaluate
 

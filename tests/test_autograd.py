@@ -293,3 +293,10 @@ def test_deep_chain_of_products_and_wide_fan_out():
         y = y * 1.0 + x * 0.0  # every step also reuses x: x has 6000 uses
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, [1.0])
+
+
+def test_repr_shows_shape_dtype_and_device_and_the_values_of_small_tensors():
+    big = Tensor(np.zeros((64, 3, 3, 3), np.float32), requires_grad=True)
+    assert repr(big) == "Tensor(shape=(64, 3, 3, 3), dtype=float32, device='cpu', requires_grad=True)"
+    assert repr(Tensor(np.array([1.5, -2.0]))) == "Tensor([ 1.5, -2. ], shape=(2,), dtype=float64, device='cpu')"
+    assert repr(Tensor(np.float32(0.25))) == "Tensor(0.25, shape=(), dtype=float32, device='cpu')"

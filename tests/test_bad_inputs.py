@@ -146,10 +146,10 @@ def copy_run(run_dir, tmp_path):
 
 
 TRAIN_RUNS = [
-    ("limit-above-the-data", ("--limit", "1000"), ValueError,
-     r"--limit 1000: only 40 training images are left after holding out --val-size 8 of 48"),
-    ("val-size-above-the-data", ("--val-size", "48"), ValueError,
-     r"--val-size 48: the dataset has 48 training images"),
+    ("limit-above-the-data", ("--limit", "1000"), SystemExit,
+     r"error: --limit 1000: only 40 training images are left after holding out --val-size 8 of 48"),
+    ("val-size-above-the-data", ("--val-size", "48"), SystemExit,
+     r"error: --val-size 48 does not fit: the training set has 48 images, so --val-size must be in 1..47"),
     ("no-data-folder", ("--data", "/nonexistent"), FileNotFoundError, r"ImageFolder: /nonexistent/train is not a"),
     ("warm-start-missing", ("--warm-start", "/nonexistent.npz"), FileNotFoundError,
      r"^warm-start: no checkpoint at /nonexistent.npz"),
@@ -176,7 +176,7 @@ def test_train_settings_that_do_not_fit_the_data(folder, tmp_path, change, kind,
 def test_resume_refuses_changed_data_and_model_settings(folder, run_dir, tmp_path, change, message):
     out = copy_run(run_dir, tmp_path)
     before = (out / "checkpoint.npz").read_bytes()
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SystemExit, match=message):
         TRAIN.main(tiny_run(folder, out, ("--resume",), ("--epochs", "2"), change))
     assert (out / "checkpoint.npz").read_bytes() == before
 
@@ -235,7 +235,7 @@ def test_evaluate_flags_are_refused_before_any_data_is_read(tmp_path, capsys, ar
 
 
 def test_evaluate_limit_above_the_test_set(folder, run_dir, tmp_path):
-    with pytest.raises(ValueError, match=r"--limit 100: the test set has only 8 images"):
+    with pytest.raises(SystemExit, match=r"error: --limit 100: the folder test set has only 8 images"):
         EVALUATE.main([str(run_dir / "checkpoint.npz"), "--dataset", "folder", "--data", str(folder),
                        "--limit", "100", "--out", str(tmp_path / "e.json")])
 
@@ -245,18 +245,19 @@ def test_evaluate_labels_a_folder_by_the_nets_classes(run_dir, tmp_path):
     for name in ("cat", "dog", "owl"):
         write_images(tmp_path / "train" / name, 1, rng)
         write_images(tmp_path / "val" / name, 1, rng)
-    with pytest.raises(ValueError, match=r"ImageFolder: the class folders of .*val must be the training classes "
-                                         r"\['a', 'b'\]; missing \['a', 'b'\], not among the training classes "
-                                         r"\['cat', 'dog', 'owl'\]"):
+    with pytest.raises(SystemExit, match=r"cannot read the folder test set: ImageFolder: the class folders of .*val "
+                                         r"must be the training classes \['a', 'b'\]; missing \['a', 'b'\], not "
+                                         r"among the training classes \['cat', 'dog', 'owl'\]"):
         EVALUATE.main([str(run_dir / "checkpoint.npz"), "--dataset", "folder", "--data", str(tmp_path),
                        "--out", str(tmp_path / "e.json")])
 
 
 @pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="Fashion-MNIST is not installed")
 def test_evaluate_refuses_a_net_of_other_classes(run_dir, tmp_path):
-    with pytest.raises(ValueError, match=r"^evaluate: .*checkpoint.npz was trained on 2 classes \['a', 'b'\], but "
-                                         r"the test set has the 10 classes \['T-shirt/top', "):
-        EVALUATE.main([str(run_dir / "checkpoint.npz"), "--out", str(tmp_path / "e.json")])
+    with pytest.raises(SystemExit, match=r"error: .*checkpoint.npz predicts 2 classes, but the fashion-mnist test set "
+                                         r"has 10"):
+        EVALUATE.main([str(run_dir / "checkpoint.npz"), "--dataset", "fashion-mnist",
+                       "--out", str(tmp_path / "e.json")])
 
 
 # --- damaged checkpoints, through every command that reads one ------------------------------------------------

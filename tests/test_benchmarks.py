@@ -22,3 +22,24 @@ def test_kernel_benchmark_quick_mode_prints_the_table():
         assert kernel in rows, kernel
     assert "GFLOP/s" in out and "GB/s" in out and "matmul 65536x27@27x64" not in out  # quick mode: batch 4
     assert "matmul 4096x27@27x64" in out
+
+
+def test_a_variant_is_checked_then_timed_beside_the_reference():
+    variant = "im2col=examples.custom_numpy_kernel:im2col_windows"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kernels.py"), "--quick", "--variant", variant],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = [[cell.strip() for cell in line.split("|")] for line in result.stdout.splitlines() if "| " in line]
+    assert rows[0] == ["kernel", "shape", "max rel diff", "reference ms", "variant ms", "variant speed"]
+    im2col_rows = [row for row in rows[2:] if row[0] == "im2col"]
+    assert len(im2col_rows) == 7   # the input shapes of VGG-A's eight convolutions (the last two share one)
+    assert all(float(row[2]) == 0.0 for row in im2col_rows)   # the same copy: bit for bit
+    assert all(row[5].endswith("x") for row in im2col_rows)
+
+
+def test_a_wrong_variant_is_checked_and_named():
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kernels.py"), "--quick", "--variant",
+                          "im2cols=examples.custom_numpy_kernel:im2col_windows"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "--variant: expected NAME=module:function" in bad.stderr
+    assert "'im2cols=examples.custom_numpy_kernel:im2col_windows'" in bad.stderr

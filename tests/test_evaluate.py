@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from minivgg import Tensor, models, no_grad
-from minivgg.evaluate import (check_fusable, crop_positions, dense_posteriors, fuse, multicrop_posteriors,
-                              posteriors, rescale_batch)
+from minivgg import Tensor, data, models, no_grad
+from minivgg.evaluate import (METHODS, check_fusable, crop_positions, dense_posteriors, fuse, multicrop_posteriors,
+                              posteriors, protocol_scales, rescale_batch)
 from minivgg.kernels.loss import softmax
 from minivgg.metrics import top_k_error
 
@@ -76,6 +76,43 @@ def test_multi_scale_is_the_mean_over_scales(net):
     np.testing.assert_allclose(combined, (posteriors(net, x, "dense", [40]) +
                                           posteriors(net, x, "multi-crop", [40], grid=2)) / 2, rtol=1e-12)
     np.testing.assert_allclose(both.sum(axis=1), 1.0)
+
+
+def mixed_sizes(seed=0):
+    """Five images of three sizes and two orientations, as an image folder gives them."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (3, h, w), dtype=np.uint8) for h, w in [(40, 56), (48, 40), (40, 56), (33, 32),
+                                                                         (48, 40)]]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_images_of_different_sizes_give_what_each_gives_alone(net, method):
+    pictures, mean, std = mixed_sizes(), np.array([120.0, 110.0, 100.0]), np.array([60.0, 50.0, 40.0])
+    together = posteriors(net, pictures, method, [36, 40], mean, grid=2, std=std, batch_size=4)
+    alone = np.concatenate([posteriors(net, [p], method, [36, 40], mean, grid=2, std=std) for p in pictures])
+    np.testing.assert_allclose(together, alone, rtol=1e-10)
+
+
+def test_mean_and_std_normalise_the_input_as_torchvision_does(net):
+    x = images(2, size=40)
+    mean, std = data.torchvision_normalisation()
+    got = multicrop_posteriors(net, x, 40, mean, grid=1, flip=False, std=std)
+    central = x[:, :, 4:36, 4:36].astype(np.float64) / 255
+    normalised = (central - np.reshape(data.IMAGENET_MEAN, (1, 3, 1, 1))) / np.reshape(data.IMAGENET_STD, (1, 3, 1, 1))
+    np.testing.assert_allclose(got, plain_posteriors(net, normalised), rtol=1e-5)
+
+
+def test_posteriors_report_progress_and_read_any_sequence_of_images(net):
+    done = []
+    p = posteriors(net, mixed_sizes(), "single", [40], batch_size=2, progress=done.append)
+    assert done == [2, 2, 1] and p.shape == (5, 7)
+
+
+def test_protocol_scales_follow_the_papers_rule():
+    assert protocol_scales("256", 224) == (256, [224, 256, 288])  # d = 32 at a 224 crop
+    assert protocol_scales("32", 32) == (32, [32, 36])  # d = 4; Q = 28 is below the crop and dropped
+    assert protocol_scales("256,512", 224) == (384, [256, 384, 512])
+    assert protocol_scales(40, 32, step=8) == (40, [32, 40, 48])
 
 
 def test_fusion_of_a_model_with_itself_equals_the_model(net):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import minivgg.functional as F
 from functional_helpers import forward_backward
 from minivgg import Tensor, gradcheck
-from minivgg.kernels import cpu as kernels
+from minivgg.kernels import dropout as kernels
 from strategies import away_from_zero, dropout_cases, in_layout, memory_layouts, nchw_shapes, values
 
 # --- ReLU ---------------------------------------------------------------------------------------
@@ -184,3 +184,17 @@ def test_dropout_masks_change_with_seed_step_layer_and_sample():
         assert 0.3 < np.mean(other != reference) < 0.7, key
     # different samples of one batch get different masks
     assert 0.3 < np.mean(reference[0] != reference[1]) < 0.7
+
+
+def test_dropout_of_a_0d_tensor_is_one_sample_of_one_element():
+    x = Tensor(np.float32(3.0), requires_grad=True)
+    outputs = [F.dropout(x, p=0.5, seed=seed) for seed in range(16)]
+    assert all(y.shape == () and y.dtype == np.float32 for y in outputs)
+    values = {y.item() for y in outputs}
+    assert values == {0.0, 6.0}  # dropped, or kept and scaled by 1 / (1 - p)
+    kept = next(y for y in outputs if y.item() == 6.0)
+    kept.backward()
+    assert x.grad == np.float32(2.0)
+    # the same coin as element 0 of sample 0 of a batch
+    mask = kernels.dropout_mask((1,), 0.5, seed=1, step=0, layer=0)
+    assert F.dropout(Tensor(np.float32(1.0)), p=0.5, seed=1).item() == (2.0 if mask[0] else 0.0)

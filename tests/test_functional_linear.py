@@ -76,3 +76,11 @@ def test_flatten_then_linear_backward_in_every_layout(x, layout):
     np.testing.assert_allclose(y, reference_y, rtol=1e-13, atol=1e-13)
     for grad, reference in zip(grads, reference_grads):
         np.testing.assert_allclose(grad, reference, rtol=1e-13, atol=1e-13)
+
+
+def test_flatten_of_an_empty_batch_keeps_the_feature_width():
+    x = Tensor(np.zeros((0, 3, 2, 5), np.float32), requires_grad=True)
+    y = F.flatten(x)
+    assert y.shape == (0, 30) and y.dtype == np.float32
+    y.backward(np.zeros((0, 30), np.float32))
+    assert x.grad.shape == (0, 3, 2, 5)

@@ -66,6 +66,49 @@ def test_replacing_a_sequential_layer_keeps_its_place_in_the_forward_order():
     assert [n for n, _ in model.named_parameters()] == ["0.weight", "2.weight", "2.bias"]
 
 
+def test_sequential_indexing_slicing_and_item_assignment():
+    first, relu, last = Linear(2, 3), ReLU(), Linear(3, 4)
+    model = Sequential(first, relu, last)
+    assert model[0] is first and model[-1] is last
+    head = model[1:]
+    assert isinstance(head, Sequential) and list(head) == [relu, last]
+    replacement = Linear(3, 4, bias=False)
+    model[-1] = replacement
+    assert list(model) == [first, relu, replacement] and list(model._modules) == ["0", "1", "2"]
+    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias", "2.weight"]
+    assert model(Tensor(np.ones((1, 2), np.float32))).shape == (1, 4)
+    with pytest.raises(IndexError, match=r"Sequential: expected an integer index in -3\.\.2 or a slice, got 3"):
+        model[3] = ReLU()
+    with pytest.raises(IndexError, match=r"got '0'"):
+        model["0"]
+    with pytest.raises(TypeError, match=r"Sequential: a layer must be a Module, got function"):
+        model[0] = F.relu
+
+
+def test_every_module_has_a_readable_repr():
+    class Scale(Module):
+        def __init__(self):
+            super().__init__()
+            self.gain = Parameter(np.ones(4, np.float32))
+
+        def forward(self, x):
+            return x * self.gain
+
+    assert repr(Scale()) == "Scale(gain=(4,))"
+    assert repr(Net()) == (
+        "Net(\n"
+        "  scale=(1,)\n"
+        "  (conv): Conv2d(1, 2, kernel_size=3, stride=1, padding=1)\n"
+        "  (pool): MaxPool2d(kernel_size=2, stride=2)\n"
+        "  (head): Sequential(\n"
+        "    (0): Flatten()\n"
+        "    (1): ReLU()\n"
+        "    (2): Dropout(p=0.5, layer=0)\n"
+        "    (3): Linear(8, 3)\n"
+        "  )\n"
+        ")")
+
+
 def test_layer_without_bias_has_no_bias_parameter():
     layer = Conv2d(2, 3, 3, bias=False)
     assert [n for n, _ in layer.named_parameters()] == ["weight"]

@@ -7,6 +7,8 @@ at 32), so its state-dict keys are torchvision's.  Both sides run in eval mode: 
 dropout masks differ, so dropout is compared nowhere here.  Relative error is
 max|ours - torch| / max|torch|, per tensor.
 """
+import json
+
 import numpy as np
 import pytest
 
@@ -244,3 +246,65 @@ def test_load_torchvision_state_dict_errors():
     with pytest.raises(KeyError, match=r"missing keys \[.*\], unexpected keys \[.*'features.28.weight'"):
         load_torchvision_state_dict(ours, vgg16)
     assert np.all(ours.features[0].weight.numpy() == 0)  # no failed load touched the model
+
+
+# --- the pretrained path: a torchvision .pth file -> a minivgg checkpoint -> evaluate_vgg.py ----------------
+
+# torchvision's vgg11 state-dict keys (torchvision/models/vgg.py, cfgs["A"]): a conv at each of these indices
+# of ``features``, and the three Linear layers of ``classifier``
+VGG11_KEYS = [f"features.{i}.{p}" for i in (0, 3, 6, 8, 11, 13, 16, 18) for p in ("weight", "bias")] + \
+             [f"classifier.{i}.{p}" for i in (0, 3, 6) for p in ("weight", "bias")]
+WNIDS = ("n01440764", "n01443537", "n01484850", "n01491361", "n01494475", "n01496331", "n01498041",
+         "n01514668", "n01514859", "n01518878")  # the first ten ImageNet classes, in torchvision's order
+
+
+def test_a_torchvision_pth_becomes_a_checkpoint_that_evaluate_vgg_runs(tmp_path):
+    from image_folders import run_script, write_image_folder
+    from minivgg import data
+    from minivgg.train import load_vgg
+
+    reference = torch_vgg("A", 10, 32, 0.0625)  # vgg11 at 1/16 of the widths, 10 classes, 32x32 crops
+    shapes = {name: tuple(t.shape) for name, t in reference.state_dict().items()}
+    assert list(shapes) == VGG11_KEYS
+    reference.load_state_dict({k: torch.from_numpy(v) for k, v in random_weights(shapes, 7).items()}, assign=True)
+    weights = tmp_path / "vgg11-small.pth"
+    torch.save(reference.state_dict(), weights)
+    folder = write_image_folder(tmp_path / "imagenet", WNIDS, train_per_class=0, val_per_class=1)
+
+    imported = run_script("import_torchvision.py", weights, "--data", folder, "--scale", "40",
+                          "--out", tmp_path / "vgg11")
+    assert "VGG-A (10 classes, 32x32 crops, 113,090 parameters)" in imported.stdout
+    model, meta = load_vgg(str(tmp_path / "vgg11" / "checkpoint.npz"), "evaluate")
+    mean, std = data.torchvision_normalisation()
+    assert meta["model"]["mean"] == pytest.approx(mean.tolist()) and meta["model"]["std"] == pytest.approx(std.tolist())
+
+    image = data.ImageFolder(f"{folder}/val").images[3]  # torchvision's pipeline, computed by torch
+    central = torch.from_numpy(data.center_crop(data.rescale(image, 40), 32).astype(np.float32)) / 255
+    channel_mean, channel_std = (torch.tensor(v)[:, None, None] for v in (data.IMAGENET_MEAN, data.IMAGENET_STD))
+    normalised = (central - channel_mean) / channel_std
+    with torch.no_grad():
+        expected = reference.eval()(normalised[None]).numpy()
+    ours = model.eval()(Tensor(data.torchvision_transform(32, 40)(image)[None])).numpy()
+    assert relative_error(ours, expected) <= TOLERANCE
+
+    evaluated = run_script("evaluate_vgg.py", tmp_path / "vgg11" / "checkpoint.npz", "--grid", "2", "--no-progress")
+    assert evaluated.stdout.startswith(f"10 folder test images from {folder}/val, 10 classes")
+    assert "top-5 err" in evaluated.stdout
+    rows = json.loads((tmp_path / "vgg11" / "evaluation.json").read_text())["rows"]
+    assert [(r["test_scales"], r["method"]) for r in rows] == [
+        (q, m) for q in ("40", "36,40,44") for m in ("single", "dense", "multi-crop", "dense+multi-crop")]
+    assert all(r["run"] == str(tmp_path / "vgg11") and r["net"] == "VGG-A" and 0 <= r["top5_error"] <= 1
+               for r in rows)
+
+
+def test_torchvision_settings_are_read_off_the_names_and_shapes():
+    from minivgg.models import torchvision_settings, vgg_from_torchvision
+
+    state = small_torch_model("D").state_dict()
+    assert torchvision_settings(state) == {"config": "D", "num_classes": 10, "in_channels": 3, "input_size": 32,
+                                           "width": 0.25}
+    model = vgg_from_torchvision(state)
+    assert model.config == "D" and np.array_equal(model.features[0].weight.numpy(), state["features.0.weight"].numpy())
+    with pytest.raises(ValueError, match=r"expected the weights of torchvision's vgg11, vgg13, vgg16 or vgg19 .* "
+                                         r"got 1 convolutions"):
+        torchvision_settings({"features.0.weight": np.zeros((4, 3, 3, 3)), "classifier.0.weight": np.zeros((2, 4))})

@@ -14,7 +14,7 @@ import pytest
 from minivgg import Tensor, no_grad, summary
 from minivgg import functional as F
 from minivgg.models import VGG, DenseVGG, vgg, warm_start
-from minivgg.nn import Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU
+from minivgg.nn import Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, Module, ReLU
 
 STAGES = {
     "A": [[3], [3], [3, 3], [3, 3], [3, 3]],
@@ -410,6 +410,21 @@ def test_summary_of_lrn_net_and_dense_net_and_bad_shape():
     with pytest.raises(ValueError, match=r"summary: expected input_shape \(C, H, W\) or \(N, C, H, W\), "
                                          r"got \(32, 32\)"):
         summary(model, (32, 32))
+
+
+def test_summary_lists_a_layer_it_cannot_count_instead_of_failing():
+    class Halve(Module):  # no output_shape, no flops: a user's own layer
+        def forward(self, x):
+            return F.max_pool2d(x, 2, 2)
+
+    model = VGG("A", **SMALL)
+    model.features[2] = Halve()  # in place of the first max-pool
+    text = summary(model, (3, 32, 32))
+    halve = next(line for line in text.splitlines() if line.startswith("features.2 "))
+    assert re.search(r"Halve\(\)\s+\(1, 16, 16, 16\)\s+0\s+\?$", halve)  # shape measured, FLOPs unknown
+    assert "FLOPs not counted (no flops/output_shape methods): features.2" in text
+    counted = summary_rows(summary(VGG("A", **SMALL), (3, 32, 32)))
+    assert summary_rows(text) == {name: row for name, row in counted.items() if name != "features.2"}
 
 
 # --- bad input -------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+KERNEL_DIR = HERE.parent   # cuda_common.h: found by default, as NVRTC finds it
 CXX_FLAGS = ("-std=c++17", "-shared", "-fPIC",
              # no fused multiply-add: round each operation the way NumPy does
              "-ffp-contract=off")
@@ -90,7 +91,7 @@ def wrapper_source(source_path, name_expressions):
 def build(source_path, name_expressions, include_dirs=()):
     """Compile (or find in the cache) the library for ``source_path``; returns its path."""
     source_path = Path(source_path).resolve()
-    include_dirs = [HERE, source_path.parent, *map(Path, include_dirs)]
+    include_dirs = [HERE, KERNEL_DIR, source_path.parent, *map(Path, include_dirs)]
     wrapper = wrapper_source(source_path, name_expressions)
     digest = hashlib.sha256(wrapper.encode())
     flags = compiler_flags()

@@ -11,6 +11,8 @@ from .folder import ImageFolder, decode_image
 from .loader import DataLoader, random_subset, train_val_split
 from .seeding import sample_rng
 from .transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     TestTransform,
     TrainTransform,
     center_crop,
@@ -18,9 +20,12 @@ from .transforms import (
     compute_mean,
     compute_pca,
     draw_scale,
+    normalise,
     random_crop,
     random_flip,
     rescale,
+    torchvision_normalisation,
+    torchvision_transform,
 )
 
 __all__ = [
@@ -30,6 +35,7 @@ __all__ = [
     "ImageFolder", "decode_image",
     "DataLoader", "random_subset", "train_val_split",
     "sample_rng",
-    "TestTransform", "TrainTransform", "center_crop", "colour_shift", "compute_mean",
-    "compute_pca", "draw_scale", "random_crop", "random_flip", "rescale",
+    "IMAGENET_MEAN", "IMAGENET_STD", "TestTransform", "TrainTransform", "center_crop", "colour_shift",
+    "compute_mean", "compute_pca", "draw_scale", "normalise", "random_crop", "random_flip", "rescale",
+    "torchvision_normalisation", "torchvision_transform",
 ]

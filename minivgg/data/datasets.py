@@ -17,8 +17,10 @@ def load_split(dataset, split, root=None, download=False, classes=None):
     'fashion-mnist' reads the Debian package's files unless ``root`` is given;
     'cifar10' reads the python-pickle batches in ``root``; 'folder' reads
     ``root/train`` or ``root/val`` laid out as ``<class>/<image>``.  The
-    labels of ``root/val`` follow ``classes``, by default the class folders of
-    ``root/train``; ``root/val`` must hold exactly those classes.
+    labels of ``root/val`` follow ``classes`` (a net's, when it is evaluated),
+    by default the class folders of ``root/train``; ``root/val`` must hold
+    exactly those classes.  Without ``classes`` or ``root/train`` (a test set
+    on its own), ``root/val``'s own class folders are the classes.
     """
     check_dataset(dataset, root)
     if dataset == "fashion-mnist":
@@ -28,7 +30,9 @@ def load_split(dataset, split, root=None, download=False, classes=None):
     if split == "train":
         folder = ImageFolder(os.path.join(root, "train"), classes=classes)
     else:
-        folder = ImageFolder(os.path.join(root, "val"), classes=classes or dataset_classes(dataset, root))
+        if classes is None and os.path.isdir(os.path.join(root, "train")):
+            classes = dataset_classes(dataset, root)
+        folder = ImageFolder(os.path.join(root, "val"), classes=classes)
     return (folder.images, folder.labels), len(folder.classes)
 
 

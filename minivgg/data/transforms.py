@@ -18,6 +18,13 @@ The training pipeline of the paper:
    pixels (Krizhevsky et al., 2012);
 5. subtract the mean RGB value of the training set.
 
+Networks trained elsewhere may expect other inputs: torchvision's ImageNet
+weights take RGB/255 minus ``IMAGENET_MEAN``, divided by ``IMAGENET_STD``.
+On the 0..255 scale that is ``(x - 255 * mean) / (255 * std)``, so every
+transform here takes an optional ``std`` beside ``mean``, and
+:func:`torchvision_transform` is torchvision's own evaluation preprocessing
+(resize to 256, central 224 crop, normalise).
+
 Every random step takes a ``numpy.random.Generator``; the loader builds one
 per sample with :func:`~minivgg.data.seeding.sample_rng` from
 ``(seed, epoch, sample index)``, so a sample's augmentation is the same
@@ -27,6 +34,8 @@ import numpy as np
 from PIL import Image
 
 CHUNK_PIXELS = 1 << 20  # pixels per chunk when computing statistics over a dataset
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's normalisation of RGB/255 (ImageNet training set)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def draw_scale(scale, rng):
@@ -187,19 +196,20 @@ class TrainTransform:
         pca: ``None`` (no colour shift) or ``(eigvals, eigvecs)`` from :func:`compute_pca`.
         mean: ``None`` or the per-channel training mean (C,) from :func:`compute_mean`.
         colour_std: standard deviation of the colour-shift coefficients alpha (0.1).
+        std: ``None`` (the paper) or a per-channel divisor (C,), applied after the mean.
 
     ``transform(image, rng)`` maps a uint8 CHW image to a float32
     (C, train_size, train_size) array, drawing S, the crop position, the flip
     and the colour shift from ``rng``, in that order.
     """
 
-    def __init__(self, train_size, scale, flip=True, pca=None, mean=None, colour_std=0.1):
+    def __init__(self, train_size, scale, flip=True, pca=None, mean=None, colour_std=0.1, std=None):
         _check_scale(train_size, scale)
         self.train_size = train_size
         self.scale = scale
         self.flip = flip
         self.pca = None if pca is None else _check_pca(pca)
-        self.mean = None if mean is None else np.asarray(mean, dtype=np.float32)
+        self.mean, self.std = _channel_values(mean), _channel_values(std)
         self.colour_std = colour_std
 
     def __call__(self, image, rng):
@@ -210,26 +220,50 @@ class TrainTransform:
         out = image.astype(np.float32)
         if self.pca is not None:
             out = colour_shift(out, rng, *self.pca, std=self.colour_std)
-        return _subtract_mean(out, self.mean, "TrainTransform")
+        return normalise(out, self.mean, self.std, "TrainTransform")
 
 
 class TestTransform:
-    """Single-crop evaluation: rescale the shortest side to ``size``, keep the central square.
+    """Single-crop evaluation: rescale the shortest side to ``scale``, keep the central ``size`` square.
 
+    ``scale`` is the test scale Q (default: ``size``, the whole short side);
+    the paper's single-crop baseline uses Q = S, the training scale.
     ``transform(image, rng=None)`` maps a uint8 CHW image to a float32
-    (C, size, size) array minus ``mean`` when given; ``rng`` is ignored (the
-    argument lets the loader call both transforms the same way).
+    (C, size, size) array, minus ``mean`` and over ``std`` when given; ``rng``
+    is ignored (the argument lets the loader call both transforms the same way).
     """
 
     __test__ = False  # a name starting with "Test": tell pytest this is not a test class
 
-    def __init__(self, size, mean=None):
-        self.size = size
-        self.mean = None if mean is None else np.asarray(mean, dtype=np.float32)
+    def __init__(self, size, mean=None, scale=None, std=None):
+        if scale is not None and not (isinstance(scale, (int, np.integer)) and scale >= size):
+            raise ValueError(f"TestTransform: the test scale must be an int >= size {size}, got {scale!r}")
+        self.size, self.scale = size, size if scale is None else int(scale)
+        self.mean, self.std = _channel_values(mean), _channel_values(std)
 
     def __call__(self, image, rng=None):
-        image = center_crop(rescale(image, self.size), self.size)
-        return _subtract_mean(image.astype(np.float32), self.mean, "TestTransform")
+        image = center_crop(rescale(image, self.scale), self.size)
+        return normalise(image.astype(np.float32), self.mean, self.std, "TestTransform")
+
+
+def torchvision_normalisation():
+    """(mean, std) of torchvision's ImageNet preprocessing on the 0..255 scale, float32 arrays of shape (3,).
+
+    torchvision computes ``(x / 255 - IMAGENET_MEAN) / IMAGENET_STD``; this is
+    ``(x - 255 * IMAGENET_MEAN) / (255 * IMAGENET_STD)``, what ``normalise`` does with these values.
+    """
+    return (255 * np.asarray(IMAGENET_MEAN, np.float32), 255 * np.asarray(IMAGENET_STD, np.float32))
+
+
+def torchvision_transform(size=224, scale=256):
+    """torchvision's evaluation preprocessing of its ImageNet weights, as a :class:`TestTransform`.
+
+    ``Resize(256)``, ``CenterCrop(224)``, ``ToTensor()`` (RGB / 255) and
+    ``Normalize(IMAGENET_MEAN, IMAGENET_STD)``: the input a torchvision VGG
+    expects, where minivgg's own nets take 0..255 minus the training mean.
+    """
+    mean, std = torchvision_normalisation()
+    return TestTransform(size, mean=mean, scale=scale, std=std)
 
 
 def _check_scale(train_size, scale):
@@ -254,13 +288,20 @@ def _check_pca(pca):
     return eigvals, eigvecs
 
 
-def _subtract_mean(image, mean, operation):
-    """Subtract a per-channel mean from a float CHW image (in place), if one is given."""
-    if mean is None:
-        return image
-    if mean.shape != (image.shape[0],):
-        raise ValueError(
-            f"{operation}: mean has shape {mean.shape} but the image has {image.shape[0]} channels"
-        )
-    image -= mean[:, None, None]
+def _channel_values(values):
+    """``None``, or per-channel values (a mean or a std) as a float32 array."""
+    return None if values is None else np.asarray(values, dtype=np.float32)
+
+
+def normalise(image, mean=None, std=None, operation="normalise"):
+    """``(image - mean) / std`` per channel, in place, on a float CHW image or NCHW batch; None skips a step."""
+    channels = image.shape[-3]
+    for name, values in (("mean", mean), ("std", std)):
+        if values is not None and np.shape(values) != (channels,):
+            raise ValueError(f"{operation}: {name} has shape {np.shape(values)} but the image has {channels} "
+                             f"channels (shape {image.shape})")
+    if mean is not None:
+        image -= np.asarray(mean, dtype=image.dtype)[:, None, None]
+    if std is not None:
+        image /= np.asarray(std, dtype=image.dtype)[:, None, None]
     return image

@@ -3,15 +3,18 @@
 ReLU:     y = max(x, 0),                 dx = dy * [y > 0]
 Dropout:  y = x * mask / (1 - p),        dx = dy * mask / (1 - p)
 
-The dropout mask is a pure function of (seed, step, layer, global sample
-index, element index): see ``kernels/dropout.py``.  ``sample_offset`` is the
-global index of this batch's first sample, so a shard of a split batch draws
-the same coins as the whole batch would.
+Inverted dropout keeps each element with probability 1 - p and scales the
+kept ones by 1 / (1 - p), so the expected output equals the input and the
+network needs no change at test time.  The mask is a pure function of
+(seed, step, layer, global sample index, element index): see
+``kernels/dropout.py``.  ``sample_offset`` is the global index of this
+batch's first sample, so a shard of a split batch draws the same coins as
+the whole batch would.
 """
 import numbers
 
 from ..autograd import Function, as_tensor
-from ._dispatch import kernels_for
+from ..kernels import kernels_for
 
 
 class ReLU(Function):
@@ -52,4 +55,6 @@ def dropout(x, p=0.5, training=True, seed=0, step=0, layer=0, sample_offset=0):
             raise ValueError(f"dropout: expected {key} to be an integer in [0, 2**32), got {value!r}")
     if not training or p == 0.0:
         return as_tensor(x)
+    if as_tensor(x).ndim == 0:  # one sample of one element: the kernels count samples along axis 0
+        return dropout(as_tensor(x).reshape(1), p, training, seed, step, layer, sample_offset).reshape(())
     return Dropout.apply(x, p=p, seed=seed, step=step, layer=layer, sample_offset=sample_offset)

@@ -3,10 +3,12 @@
     y = x @ w.T + b,     x (N, in), w (out, in), b (out,)
     dx = dy @ w,   dw = dy.T @ x,   db = sum of dy over n
 
-Pure GEMMs: NumPy hands them to BLAS, CuPy to cuBLAS.
+Pure GEMMs: NumPy hands them to BLAS, CuPy to cuBLAS; on NumPy their
+outputs go to reused workspaces (``kernels/workspace.py``).
 """
 from ..autograd import Function
-from ._dispatch import check_ndim
+from ..kernels.workspace import matmul
+from .checks import check_ndim
 
 
 class Linear(Function):
@@ -14,13 +16,13 @@ class Linear(Function):
 
     def forward(self, x, w, *bias):
         self.x, self.w = x, w
-        y = x @ w.T
+        y = matmul(x, w.T)
         if bias:
             y += bias[0]
         return y
 
     def backward(self, grad):
-        grads = (grad @ self.w, grad.T @ self.x, grad.sum(axis=0))
+        grads = (matmul(grad, self.w), matmul(grad.T, self.x), grad.sum(axis=0))
         return grads[:len(self.inputs)]
 
 

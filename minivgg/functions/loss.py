@@ -1,15 +1,21 @@
 """Softmax cross-entropy over integer labels, differentiable.
 
-    loss = (1/N) sum_n [ log sum_k exp(z[n, k]) - z[n, t_n] ]
-    dz   = (softmax(z) - onehot(t)) / N
+For logits z of shape (N, K) and labels t in {0..K-1},
 
-computed stably by subtracting each row's maximum before exp (log-sum-exp).
+    loss = (1/N) sum_n [ logsumexp(z_n) - z_n[t_n] ]
+    logsumexp(z) = m + log sum_k exp(z_k - m),   m = max_k z_k
+
+Subtracting the row maximum m keeps every exp() <= 1, so nothing overflows.
+The gradient is the softmax minus the one-hot label, over N:
+
+    dz[n, k] = (softmax(z_n)[k] - [k == t_n]) / N
 """
 import numpy as np
 
 from ..autograd import Function, Tensor
 from ..backend import device_of, get_array_module, move_array
-from ._dispatch import check_ndim, kernels_for
+from ..kernels import kernels_for
+from .checks import check_ndim
 
 
 class SoftmaxCrossEntropy(Function):

@@ -1,13 +1,22 @@
-"""Local response normalisation across channels (Krizhevsky et al. 2012), differentiable.
+"""Local response normalisation across channels, differentiable.
 
-    d = k + alpha * sum_{c' in win(c)} x[c']**2,     y = x * d**(-beta)
+Krizhevsky et al. 2012, section 3.3, used by the VGG paper's net A-LRN:
 
-over ``size`` neighbouring channels.  Note PyTorch's ``LocalResponseNorm``
-uses alpha/size; this is the paper's formula.  The gradient is derived in
-``kernels/lrn.py``.
+    d[n, c, h, w] = k + alpha * sum_{c' in win(c)} x[n, c', h, w]**2
+    y = x * d**(-beta)
+
+with win(c) the ``size`` channels c - size//2 .. c + (size-1)//2 that exist.
+(PyTorch's LocalResponseNorm divides alpha by ``size``: its alpha is
+``size`` times ours.)  Differentiating, with g = dL/dy,
+
+    dx[c] = g[c] * d[c]**(-beta)
+            - 2 * alpha * beta * x[c] * sum_{c'' : c in win(c'')} g[c''] * x[c''] * d[c'']**(-beta-1)
+
+The second sum runs over the *transposed* window c - (size-1)//2 .. c + size//2.
 """
 from ..autograd import Function
-from ._dispatch import check_ndim, kernels_for
+from ..kernels import kernels_for
+from .checks import check_ndim
 
 
 class LocalResponseNorm(Function):

@@ -1,12 +1,19 @@
 """Max-pooling, differentiable.
 
-    y[n, c, i, j] = max_{u < k, v < k} x[n, c, s*i + u, s*j + v]
+    y[n, c, i, j] = max over (u, v) of x[n, c, s*i + u, s*j + v]
 
-The gradient flows only to the input that won each window:
-dx[n, c, s*i + u*, s*j + v*] += dy[n, c, i, j] with (u*, v*) the argmax.
+for a (kh, kw) window and stride s, with no padding.  The backward sends each
+output gradient to the one input that won the max (the first, on a tie):
+
+    dx[n, c, s*i + u*, s*j + v*] += dy[n, c, i, j],   (u*, v*) = argmax
+
+``+=`` because overlapping windows (stride < kernel) can pick the same input.
+The forward kernel returns the winner's position inside its window
+(u*kw + v), so that the backward needs no search.
 """
 from ..autograd import Function
-from ._dispatch import check_ndim, kernels_for
+from ..kernels import kernels_for
+from .checks import check_ndim
 
 
 class MaxPool2d(Function):

@@ -21,7 +21,8 @@ def fans(shape):
 
 
 def fill(parameter, values):
-    parameter.data = move_array(values.astype(parameter.dtype), parameter.device)
+    """Write ``values`` into ``parameter`` in place: its memory layout is kept."""
+    parameter.data[...] = move_array(values.astype(parameter.dtype), parameter.device)
 
 
 def normal_(parameter, std, rng):

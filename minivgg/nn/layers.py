@@ -4,6 +4,8 @@ Every layer also knows, without running, the shape it outputs and the
 forward FLOPs it costs (a multiply-add counts as two), which is what
 ``minivgg.summary`` prints.
 """
+import numbers
+
 import numpy as np
 
 from .. import functional as F
@@ -12,13 +14,19 @@ from .module import Module, Parameter
 
 
 class Conv2d(Module):
-    """A 2-d convolution; weight (out, in, k, k), PyTorch's layout."""
+    """A 2-d convolution; weight (out, in, k, k), PyTorch's layout.
+
+    The weight's memory is (out, k, k, in), the order of im2col's columns, and
+    ``weight`` is the (out, in, k, k) view of it: the convolution's GEMMs read
+    it and its gradient comes out in it, so neither is copied at every step.
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding=0, bias=True,
                  rng=None, dtype=np.float32, initialise=True):
         super().__init__()
         self.stride, self.padding = stride, padding
-        self.weight = Parameter(np.zeros((out_channels, in_channels, kernel_size, kernel_size), dtype))
+        weight = np.zeros((out_channels, kernel_size, kernel_size, in_channels), dtype)
+        self.weight = Parameter(weight.transpose(0, 3, 1, 2))
         self.bias = Parameter(np.zeros(out_channels, dtype)) if bias else None
         if initialise:
             glorot_uniform_(self.weight, rng or np.random.default_rng())
@@ -72,9 +80,6 @@ class ShapePreserving(Module):
 
     def flops(self, shape):
         return 0
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
 
 
 class ReLU(ShapePreserving):
@@ -158,9 +163,6 @@ class Flatten(Module):
     def flops(self, shape):
         return 0
 
-    def __repr__(self):
-        return "Flatten()"
-
 
 class Sequential(Module):
     """Layers applied one after the other; children are named '0', '1', ..."""
@@ -177,7 +179,23 @@ class Sequential(Module):
         return len(self._modules)
 
     def __getitem__(self, index):
-        return list(self._modules.values())[index]
+        """The layer at ``index`` (negative counts from the end), or a new Sequential of a slice's layers."""
+        if isinstance(index, slice):
+            return Sequential(*list(self._modules.values())[index])
+        return self._modules[self._name_at(index)]
+
+    def __setitem__(self, index, layer):
+        """Replace the layer at ``index``; the new one takes the old one's name and place."""
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential: a layer must be a Module, got {type(layer).__name__}")
+        setattr(self, self._name_at(index), layer)
+
+    def _name_at(self, index):
+        names = list(self._modules)
+        if not isinstance(index, numbers.Integral) or not -len(names) <= index < len(names):
+            raise IndexError(f"Sequential: expected an integer index in {-len(names)}..{len(names) - 1} "
+                             f"or a slice, got {index!r}")
+        return names[index]
 
     def forward(self, x):
         for layer in self:
@@ -195,7 +213,3 @@ class Sequential(Module):
             total += layer.flops(shape)
             shape = layer.output_shape(shape)
         return total
-
-    def __repr__(self):
-        lines = "\n".join(f"  ({name}): {layer!r}".replace("\n", "\n  ") for name, layer in self._modules.items())
-        return f"Sequential(\n{lines}\n)"

@@ -50,6 +50,19 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def __repr__(self):
+        """``Name(settings)``, then the children one per line, indented, as PyTorch prints a model."""
+        name, extra = type(self).__name__, self.extra_repr()
+        if not self._modules:
+            return f"{name}({extra})"
+        lines = [f"  {extra}"] if extra else []
+        lines += [f"  ({key}): {child!r}".replace("\n", "\n  ") for key, child in self._modules.items()]
+        return f"{name}(\n" + "\n".join(lines) + "\n)"
+
+    def extra_repr(self):
+        """What ``repr`` shows of the module itself; by default the shapes of its own parameters."""
+        return ", ".join(f"{key}={tuple(p.shape)}" for key, p in self._parameters.items())
+
     # --- walking the tree -------------------------------------------------
     def named_modules(self, prefix=""):
         """This module and every descendant, with dotted names, depth first."""

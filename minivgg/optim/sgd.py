@@ -9,8 +9,8 @@ of 5e-4 on the weights.  For every parameter p with gradient g and velocity v:
 The update runs in place, through the ``sgd_update`` kernel (one fused pass
 on the GPU), so a step allocates no new parameter-sized arrays.
 """
-from ..backend import move_array
-from ..functions._dispatch import kernels_for
+from ..backend import device_of, get_array_module, move_array
+from ..kernels import kernels_for
 
 
 class SGD:
@@ -32,7 +32,7 @@ class SGD:
             if parameter.grad is None:
                 continue
             if self.velocities[index] is None:
-                self.velocities[index] = parameter.data * 0
+                self.velocities[index] = get_array_module(parameter.data).zeros_like(parameter.data)
             kernels_for(parameter.data).sgd_update(parameter.data, parameter.grad, self.velocities[index],
                                                    self.lr, self.momentum, self.weight_decay)
 
@@ -51,5 +51,12 @@ class SGD:
             raise ValueError(f"SGD.load_state_dict: the state has {len(state['velocities'])} velocities "
                              f"but the optimiser has {len(self.parameters)} parameters")
         self.lr, self.momentum, self.weight_decay = state["lr"], state["momentum"], state["weight_decay"]
-        self.velocities = [None if v is None else move_array(v, p.device).astype(p.dtype)
+        self.velocities = [None if v is None else velocity_like(p.data, v)
                            for v, p in zip(state["velocities"], self.parameters)]
+
+
+def velocity_like(param, values):
+    """``values`` in a new array with ``param``'s dtype, device and memory layout (what sgd_update needs)."""
+    velocity = get_array_module(param).zeros_like(param)
+    velocity[...] = move_array(values, device_of(param))
+    return velocity

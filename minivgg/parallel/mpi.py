@@ -92,8 +92,9 @@ def abort_on_error():
             raise
         if not isinstance(error, SystemExit):  # argparse has already printed its message
             traceback.print_exception(type(error), error, error.__traceback__)
-        what = f"exited with status {error.code}" if isinstance(error, SystemExit) else \
-            f"{type(error).__name__}: {error}"
+        what = f"{type(error).__name__}: {error}"
+        if isinstance(error, SystemExit):  # a one-line error (its message) or argparse's (status 2, printed)
+            what = error.code if isinstance(error.code, str) else f"exited with status {error.code}"
         print(f"rank {world.Get_rank()} of {world.Get_size()}: {what}\n"
               f"rank {world.Get_rank()}: aborting the MPI job", file=sys.stderr, flush=True)
         world.Abort(1)

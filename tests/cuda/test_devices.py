@@ -14,7 +14,7 @@ from gpu_support import gpu_test
 
 import minivgg.functional as F
 from minivgg import Tensor, nn
-from minivgg.kernels import cuda as cuda_kernels
+from minivgg.kernels import launch
 
 NOT_INSTALLED = r"the 'cuda' device needs CuPy, which is not installed; install it with: pip install cupy-cuda13x"
 NO_DEVICE = r"CuPy is installed but finds no usable CUDA device"
@@ -109,7 +109,7 @@ def test_cuda_without_cupy_says_how_to_install_it(monkeypatch, device):
 def test_the_cuda_kernels_without_cupy_say_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)
     with pytest.raises(ImportError, match=r"cupy is not installed; pip install cupy-cuda13x"):
-        cuda_kernels.require_cupy()
+        launch.require_cupy()
 
 
 @pytest.mark.parametrize("driver", [

@@ -1,6 +1,6 @@
 """Each CUDA twin, run on the CPU emulator, agrees with its NumPy twin.
 
-The CUDA functions of minivgg.kernels.cuda take NumPy arrays here, so the
+The CUDA twins (``minivgg.kernels.CUDA``) take NumPy arrays here, so the
 very same launch code and .cu source run through kernels/emulator.  Shapes
 are tiny and blocks have 64 threads, so that a shape spans several blocks and
 the whole file runs in seconds.  The checks themselves are in twin_checks.py,
@@ -14,7 +14,8 @@ from twin_checks import (EMULATOR, check_bias_grad, check_conv2d, check_dropout,
                          check_lrn, check_max_pool, check_relu, check_sgd_update,
                          check_softmax_cross_entropy, conv_cases, dtypes, pool_cases, seeds)
 
-from minivgg.kernels import cuda
+from minivgg import kernels
+from minivgg.kernels import launch
 
 EXAMPLES = settings(max_examples=15)
 uint32s = st.integers(0, 2**32 - 1)
@@ -24,7 +25,7 @@ uint32s = st.integers(0, 2**32 - 1)
 def small_blocks():
     """64-thread blocks: tiny shapes still span several blocks."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cuda, "BLOCK", 64)
+        patch.setattr(launch, "BLOCK", 64)
         yield
 
 
@@ -89,6 +90,6 @@ def test_sgd_update(shape, lr, momentum, weight_decay, dtype, seed):
 def test_sgd_update_rejects_mismatched_arrays():
     param = np.zeros((3, 4))
     with pytest.raises(ValueError, match="sgd_update: grad has shape"):
-        cuda.sgd_update(param, np.zeros((4, 3)), np.zeros((3, 4)), 0.1, 0.9, 0.0)
+        kernels.CUDA.sgd_update(param, np.zeros((4, 3)), np.zeros((3, 4)), 0.1, 0.9, 0.0)
     with pytest.raises(ValueError, match="same strides"):
-        cuda.sgd_update(param, np.zeros((3, 4)), np.zeros((4, 3)).T, 0.1, 0.9, 0.0)
+        kernels.CUDA.sgd_update(param, np.zeros((3, 4)), np.zeros((4, 3)).T, 0.1, 0.9, 0.0)

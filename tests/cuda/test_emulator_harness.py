@@ -4,7 +4,8 @@ import sys
 import numpy as np
 import pytest
 
-from minivgg.kernels import cuda, loss
+from minivgg import kernels
+from minivgg.kernels import launch, loss
 from minivgg.kernels.emulator import EmulatedModule, EmulatorError, build
 
 
@@ -12,13 +13,13 @@ def emulated(tmp_path, source, *expressions):
     """Compile ``source`` (a .cu text that may include cuda_common.h) for the emulator."""
     path = tmp_path / "test_kernel.cu"
     path.write_text(source)
-    return EmulatedModule(path, expressions, include_dirs=[cuda.KERNEL_DIR])
+    return EmulatedModule(path, expressions)   # cuda_common.h is found by default
 
 
 def run_softmax(module, z, labels):
-    """Launch the softmax forward of ``module`` as kernels/cuda.py does; returns probs."""
+    """Launch the softmax forward of ``module`` as kernels/loss.py does; returns probs."""
     n, k = z.shape
-    threads = cuda.reduction_block(k)
+    threads = loss.reduction_block(k)
     probs, row_loss = np.empty_like(z), np.empty(n)
     module.launch("softmax_cross_entropy_forward<double>", (n,), (threads,),
                   (z, labels, probs, row_loss, np.int64(k)), shared_bytes=threads * 8)
@@ -27,7 +28,7 @@ def run_softmax(module, z, labels):
 
 def test_a_missing_barrier_gives_a_wrong_answer(tmp_path):
     """The planted bug: loss.cu's block reduction without its __syncthreads()."""
-    source = (cuda.KERNEL_DIR / "loss.cu").read_text()
+    source = (launch.KERNEL_DIR / "loss.cu").read_text()
     assert "__syncthreads();" in source
     z = np.random.default_rng(0).standard_normal((3, 40))
     labels = np.array([0, 5, 39])
@@ -142,29 +143,29 @@ def test_a_compile_error_shows_the_compiler_message(tmp_path):
 
 def test_compiled_libraries_are_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIVGG_CACHE_DIR", str(tmp_path / "cache"))
-    source = cuda.KERNEL_DIR / "activation.cu"
-    first = build(source, cuda.name_expressions("activation.cu"))
+    source = launch.SOURCES["activation.cu"]
+    first = build(source.path, source.name_expressions())
     assert first.parent == tmp_path / "cache" / "emulator"
     mtime = first.stat().st_mtime_ns
-    assert build(source, cuda.name_expressions("activation.cu")) == first
+    assert build(source.path, source.name_expressions()) == first
     assert first.stat().st_mtime_ns == mtime
 
 
 def test_launch_rejects_arrays_with_gaps():
     x = np.zeros((4, 6))[:, ::2]
     with pytest.raises(ValueError, match="not one dense block"):
-        cuda.launch("relu_forward", x.dtype, (1,), (32,), (x, x, np.int64(x.size)))
+        launch.run("relu_forward", x.dtype, (1,), (32,), (x, x, np.int64(x.size)))
 
 
 def test_launch_rejects_other_dtypes():
     x = np.zeros(4, dtype=np.int32)
     with pytest.raises(TypeError, match="relu_forward: expected float32 or float64 data, got int32"):
-        cuda.relu_forward(x)
+        kernels.CUDA.relu_forward(x)
 
 
 def test_asking_for_the_gpu_without_cupy_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)   # makes `import cupy` fail
     with pytest.raises(ImportError, match="cupy is not installed; pip install cupy-cuda13x"):
-        cuda.require_cupy()
+        launch.require_cupy()
     with pytest.raises(ImportError, match="cupy is not installed"):
-        cuda.gpu_module("activation.cu")
+        launch.CudaSource(launch.KERNEL_DIR / "activation.cu", ["relu_forward"]).gpu_function("relu_forward<float>", 0)

@@ -3,6 +3,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ PARTS = ("environment", "tests", "training", "kernels", "throughput")
 def out(tmp_path_factory):
     """$OUT of one dry run (shared by the tests below: the run takes some seconds)."""
     out = tmp_path_factory.mktemp("gpu_results")
-    result = subprocess.run(["bash", str(SCRIPT), "--dry-run"], env={**os.environ, "OUT": str(out)},
+    # PYTHON: the script installs into and runs the interpreter of these tests, not the first python on PATH
+    environment = {**os.environ, "OUT": str(out), "PYTHON": sys.executable}
+    result = subprocess.run(["bash", str(SCRIPT), "--dry-run"], env=environment,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     return out

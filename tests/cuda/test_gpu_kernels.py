@@ -14,7 +14,7 @@ from twin_checks import (Device, check_bias_grad, check_conv2d, check_dropout, c
                          check_lrn, check_max_pool, check_relu, check_sgd_update,
                          check_softmax_cross_entropy, conv_cases, dtypes, pool_cases, seeds)
 
-from minivgg.kernels import cuda
+from minivgg.kernels import launch
 
 
 def cuda_device_count():
@@ -39,8 +39,9 @@ def gpu():
     return Device(cupy, SUM_TOLERANCE)
 
 
-def test_each_module_is_compiled_once(gpu):
-    assert cuda.gpu_module("activation.cu") is cuda.gpu_module("activation.cu")
+def test_each_function_is_looked_up_once(gpu):
+    source = launch.SOURCES["activation.cu"]
+    assert source.gpu_function("relu_forward<float>", 0) is source.gpu_function("relu_forward<float>", 0)
 
 
 # ---- small random shapes ------------------------------------------------------------

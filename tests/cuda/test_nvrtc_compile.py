@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from minivgg.kernels import cuda
+from minivgg.kernels import launch
 
 
 def nvrtc_or_skip():
@@ -20,26 +20,35 @@ def nvrtc_or_skip():
 
 
 @pytest.mark.parametrize("arch", ["sm_90", "sm_80"])
-@pytest.mark.parametrize("source", sorted(cuda.KERNELS))
-def test_every_instantiation_compiles(source, arch):
+@pytest.mark.parametrize("name", sorted(launch.SOURCES))
+def test_every_instantiation_compiles(name, arch):
     nvrtc_or_skip()
-    lowered, log = cuda.nvrtc_compile(source, arch)
-    assert sorted(lowered) == sorted(cuda.name_expressions(source))
+    source = launch.SOURCES[name]
+    lowered, log = source.nvrtc_compile(arch)
+    assert sorted(lowered) == sorted(source.name_expressions())
     assert all(name.startswith("_Z") for name in lowered.values()), lowered
     assert "warning" not in log.lower(), log
 
 
-def test_a_broken_kernel_reports_the_nvrtc_log(tmp_path, monkeypatch):
+def test_a_users_own_file_compiles_with_the_project_headers(tmp_path):
+    """cuda_common.h is on the include path of a .cu file outside kernels/."""
     nvrtc_or_skip()
-    (tmp_path / "cuda_common.h").write_text((cuda.KERNEL_DIR / "cuda_common.h").read_text())
+    (tmp_path / "scale.cu").write_text(
+        '#include "cuda_common.h"\n'
+        "template <typename T> __global__ void scale(T* x, index_t n)\n"
+        "{ for (index_t e = grid_thread_index(); e < n; e += grid_thread_count()) x[e] *= T(2); }\n")
+    lowered, _ = launch.CudaSource(tmp_path / "scale.cu", ["scale"]).nvrtc_compile("sm_90")
+    assert sorted(lowered) == ["scale<double>", "scale<float>"]
+
+
+def test_a_broken_kernel_reports_the_nvrtc_log(tmp_path):
+    nvrtc_or_skip()
     (tmp_path / "broken.cu").write_text(
         '#include "cuda_common.h"\n'
         "template <typename T> __global__ void broken(T* x) { x[0] = undeclared; }\n")
-    monkeypatch.setattr(cuda, "KERNEL_DIR", tmp_path)
-    monkeypatch.setitem(cuda.KERNELS, "broken.cu", ("broken",))
     with pytest.raises(RuntimeError, match="undeclared"):
-        cuda.nvrtc_compile("broken.cu", "sm_90")
+        launch.CudaSource(tmp_path / "broken.cu", ["broken"]).nvrtc_compile("sm_90")
 
 
 def test_every_source_file_is_in_the_kernel_table():
-    assert sorted(p.name for p in cuda.KERNEL_DIR.glob("*.cu")) == sorted(cuda.KERNELS)
+    assert sorted(p.name for p in launch.KERNEL_DIR.glob("*.cu")) == sorted(launch.SOURCES)

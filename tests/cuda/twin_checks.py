@@ -1,7 +1,8 @@
 """One check per CUDA twin, run on the emulator (NumPy arrays) or on a GPU (CuPy arrays).
 
-Each ``check_*`` function builds inputs with NumPy, runs the NumPy twin on
-them, moves them to a ``Device``, runs the CUDA twin there and compares:
+Each ``check_*`` function builds inputs with NumPy, runs the NumPy twin
+(``kernels.NUMPY``) on them, moves them to a ``Device``, runs the CUDA twin
+(``kernels.CUDA``) there and compares:
 relative error (max |a - b| over max |b|) at most 1e-12 in float64 and 1e-5
 in float32; masks and argmax indices exactly equal.  On a GPU, results that
 come out of long sums (cuBLAS products, atomics) use the looser ``sum_tolerance``
@@ -10,7 +11,10 @@ because the GPU adds in another order.
 import numpy as np
 from hypothesis import strategies as st
 
-from minivgg.kernels import activation, conv, cuda, dropout, loss, lrn, pool, sgd
+from minivgg import kernels
+from minivgg.functions.conv import conv2d_backward, conv2d_forward
+
+numpy_twin, cuda_twin = kernels.NUMPY, kernels.CUDA
 
 TOLERANCE = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 
@@ -32,6 +36,10 @@ class Device:
     def get(self, a):
         """``a`` as a NumPy array."""
         return a if self.xp is np else self.xp.asnumpy(a)
+
+    def kernels(self):
+        """A block in which ops on this device's arrays run the CUDA twins."""
+        return kernels.use(kernels.EMULATED if self.xp is np else kernels.CUDA)
 
 
 EMULATOR = Device(np)
@@ -91,11 +99,11 @@ def check_im2col_and_col2im(device, case, dtype, seed):
     shape, kh, kw, stride, padding = case
     rng = np.random.default_rng(seed)
     x = random(rng, shape, dtype)
-    cols = conv.im2col(x, kh, kw, stride, padding)
-    assert_close(device, cuda.im2col(device.put(x), kh, kw, stride, padding), cols)
+    cols = numpy_twin.im2col(x, kh, kw, stride, padding)
+    assert_close(device, cuda_twin.im2col(device.put(x), kh, kw, stride, padding), cols)
     dcols = random(rng, cols.shape, dtype)
-    assert_close(device, cuda.col2im(device.put(dcols), shape, kh, kw, stride, padding),
-                 conv.col2im(dcols, shape, kh, kw, stride, padding))
+    assert_close(device, cuda_twin.col2im(device.put(dcols), shape, kh, kw, stride, padding),
+                 numpy_twin.col2im(dcols, shape, kh, kw, stride, padding))
 
 
 def check_conv2d(device, case, out_channels, with_bias, dtype, seed):
@@ -104,20 +112,22 @@ def check_conv2d(device, case, out_channels, with_bias, dtype, seed):
     x = nhwc_view(random(rng, shape, dtype))
     w = random(rng, (out_channels, shape[1], kh, kw), dtype)
     b = random(rng, out_channels, dtype) if with_bias else None
-    y, cols = cuda.conv2d_forward(device.put(x), device.put(w), None if b is None else device.put(b),
-                                  stride, padding)
-    y_ref, cols_ref = conv.conv2d_forward(x, w, b, stride, padding)
+    y_ref, cols_ref = conv2d_forward(x, w, b, stride, padding)
+    dy = random(rng, y_ref.shape, dtype)
+    expected_grads = conv2d_backward(dy, shape, cols_ref, w, stride, padding)
+    with device.kernels():
+        y, cols = conv2d_forward(device.put(x), device.put(w), None if b is None else device.put(b),
+                                 stride, padding)
+        got = conv2d_backward(device.put(dy), shape, cols, device.put(w), stride, padding)
     assert_close(device, y, y_ref, sums=True)
     assert_close(device, cols, cols_ref)
-    dy = random(rng, y_ref.shape, dtype)
-    got = cuda.conv2d_backward(device.put(dy), shape, cols, device.put(w), stride, padding)
-    for actual, expected in zip(got, conv.conv2d_backward(dy, shape, cols_ref, w, stride, padding)):
+    for actual, expected in zip(got, expected_grads):
         assert_close(device, actual, expected, sums=True)
 
 
 def check_bias_grad(device, shape, dtype, seed):
     dy = nhwc_view(random(np.random.default_rng(seed), shape, dtype))
-    assert_close(device, cuda.bias_grad(device.put(dy)), conv.bias_grad(dy), sums=True)
+    assert_close(device, cuda_twin.bias_grad(device.put(dy)), numpy_twin.bias_grad(dy), sums=True)
 
 
 def check_max_pool(device, case, dtype, seed):
@@ -125,13 +135,13 @@ def check_max_pool(device, case, dtype, seed):
     shape, kh, kw, stride = case
     rng = np.random.default_rng(seed)
     x = nhwc_view(rng.integers(-1, 2, shape).astype(dtype))
-    y, argmax = cuda.max_pool_forward(device.put(x), kh, kw, stride)
-    y_ref, argmax_ref = pool.max_pool_forward(x, kh, kw, stride)
+    y, argmax = cuda_twin.max_pool_forward(device.put(x), kh, kw, stride)
+    y_ref, argmax_ref = numpy_twin.max_pool_forward(x, kh, kw, stride)
     assert_close(device, y, y_ref)
     assert argmax.dtype == np.int32 and np.array_equal(device.get(argmax), argmax_ref)
     dy = random(rng, y_ref.shape, dtype)
-    assert_close(device, cuda.max_pool_backward(device.put(dy), argmax, shape, kh, kw, stride),
-                 pool.max_pool_backward(dy, argmax_ref, shape, kh, kw, stride))
+    assert_close(device, cuda_twin.max_pool_backward(device.put(dy), argmax, shape, kh, kw, stride),
+                 numpy_twin.max_pool_backward(dy, argmax_ref, shape, kh, kw, stride))
 
 
 def check_relu(device, shape, as_nhwc_view, dtype, seed):
@@ -139,53 +149,55 @@ def check_relu(device, shape, as_nhwc_view, dtype, seed):
     x, dy = random(rng, shape, dtype), random(rng, shape, dtype)
     if as_nhwc_view:
         x = nhwc_view(x)
-    y = cuda.relu_forward(device.put(x))
-    assert_close(device, y, activation.relu_forward(x))
+    y = cuda_twin.relu_forward(device.put(x))
+    assert_close(device, y, numpy_twin.relu_forward(x))
     assert y.strides == device.put(x).strides, "the output keeps the memory layout of the input"
-    assert_close(device, cuda.relu_backward(device.put(dy), y),
-                 activation.relu_backward(dy, activation.relu_forward(x)))
+    assert_close(device, cuda_twin.relu_backward(device.put(dy), y),
+                 numpy_twin.relu_backward(dy, numpy_twin.relu_forward(x)))
 
 
 def check_dropout(device, shape, p, seed, step, layer, sample_offset, dtype):
     x = random(np.random.default_rng(seed), shape, dtype)
-    y, mask = cuda.dropout_forward(device.put(x), p, seed, step, layer, sample_offset)
-    y_ref, mask_ref = dropout.dropout_forward(x, p, seed, step, layer, sample_offset)
+    y, mask = cuda_twin.dropout_forward(device.put(x), p, seed, step, layer, sample_offset)
+    y_ref, mask_ref = numpy_twin.dropout_forward(x, p, seed, step, layer, sample_offset)
     assert mask.dtype == np.bool_ and np.array_equal(device.get(mask), mask_ref)
     assert_close(device, y, y_ref)
-    assert_close(device, cuda.dropout_backward(device.put(x), mask, p),
-                 dropout.dropout_backward(x, mask_ref, p))
+    assert_close(device, cuda_twin.dropout_backward(device.put(x), mask, p),
+                 numpy_twin.dropout_backward(x, mask_ref, p))
 
 
 def check_softmax_cross_entropy(device, n, k, spread, dloss, dtype, seed):
     rng = np.random.default_rng(seed)
     z = (random(rng, (n, k), dtype) * spread).astype(dtype)
     labels = rng.integers(0, k, n)
-    loss_value, probs = cuda.softmax_cross_entropy_forward(device.put(z), device.put(labels))
-    loss_ref, probs_ref = loss.softmax_cross_entropy_forward(z, labels)
+    loss_value, probs = cuda_twin.softmax_cross_entropy_forward(device.put(z), device.put(labels))
+    loss_ref, probs_ref = numpy_twin.softmax_cross_entropy_forward(z, labels)
     assert loss_value.shape == ()
     assert_close(device, loss_value, loss_ref, sums=True)
     assert_close(device, probs, probs_ref, sums=True)
-    assert_close(device, cuda.softmax_cross_entropy_backward(probs, device.put(labels), dloss),
-                 loss.softmax_cross_entropy_backward(probs_ref, labels, dloss), sums=True)
+    assert_close(device, cuda_twin.softmax_cross_entropy_backward(probs, device.put(labels), dloss),
+                 numpy_twin.softmax_cross_entropy_backward(probs_ref, labels, dloss), sums=True)
 
 
 def check_lrn(device, shape, size, alpha, beta, k, dtype, seed):
     rng = np.random.default_rng(seed)
     x, dy = nhwc_view(random(rng, shape, dtype)), random(rng, shape, dtype)
-    y, d = cuda.lrn_forward(device.put(x), size, alpha, beta, k)
-    y_ref, d_ref = lrn.lrn_forward(x, size, alpha, beta, k)
+    y, d = cuda_twin.lrn_forward(device.put(x), size, alpha, beta, k)
+    y_ref, d_ref = numpy_twin.lrn_forward(x, size, alpha, beta, k)
     assert_close(device, y, y_ref)
     assert_close(device, d, d_ref)
-    assert_close(device, cuda.lrn_backward(device.put(dy), device.put(x), d, size, alpha, beta),
-                 lrn.lrn_backward(dy, x, d_ref, size, alpha, beta))
+    assert_close(device, cuda_twin.lrn_backward(device.put(dy), device.put(x), d, size, alpha, beta),
+                 numpy_twin.lrn_backward(dy, x, d_ref, size, alpha, beta))
 
 
 def check_sgd_update(device, shape, lr, momentum, weight_decay, dtype, seed):
     rng = np.random.default_rng(seed)
     param, grad, velocity = (random(rng, shape, dtype) for _ in range(3))
     on_device = [device.put(a.copy()) for a in (param, grad, velocity)]
-    assert cuda.sgd_update(*on_device, lr, momentum, weight_decay) is None
-    sgd.sgd_update(param, grad.copy(), velocity, lr, momentum, weight_decay)   # grad is its scratch
-    assert_close(device, on_device[2], velocity)
-    assert_close(device, on_device[0], param)
-    assert np.array_equal(device.get(on_device[1]), grad), "the CUDA twin leaves grad alone"
+    assert cuda_twin.sgd_update(*on_device, lr, momentum, weight_decay) is None
+    on_host = [a.copy() for a in (param, grad, velocity)]
+    assert numpy_twin.sgd_update(*on_host, lr, momentum, weight_decay) is None
+    assert_close(device, on_device[2], on_host[2])
+    assert_close(device, on_device[0], on_host[0])
+    for twin in (device.get(on_device[1]), on_host[1]):
+        assert np.array_equal(twin, grad), "both twins only read grad"

@@ -1,20 +1,35 @@
-"""Floor 5: checks shared by the command-line scripts in ``examples/``.
+"""What the example scripts share: their --help layout, their flag types and their one-line errors.
 
-Each ``argparse`` type below refuses a bad value with a message that names
-what was expected and what was given (argparse prefixes the flag), so that
-``--limit 0`` fails before any data is read:
+Each flag type refuses a bad value with a message that names what was
+expected and what was given (argparse adds the flag), so that ``--limit 0``
+fails before any data is read:
 
     train_vgg_a.py: error: argument --limit: expected an integer >= 1, got '0'
 
 The ``check_*`` functions return a message, or None when all is well, for
-checks that need more than one flag or touch the file system.
+checks that touch the file system.
 """
 import argparse
 import math
 import os
+import sys
 import tempfile
 
-from .backend import parse_device
+from minivgg.backend import parse_device
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, except None and False: their help says what happens without the flag."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def fail(message):
+    """Stop with a one-line error on stderr (exit status 1), named after the running script."""
+    raise SystemExit(f"{os.path.basename(sys.argv[0])}: error: {message}")
 
 
 def integer(low, high=None):

@@ -1,0 +1,40 @@
+"""Spreading a NumPy twin's work over the CPU's cores, in shards of the batch.
+
+BLAS already runs the GEMMs on every core; the copies and element-wise
+ufuncs around them (im2col, col2im, pooling, ReLU) run on one.  NumPy
+releases the GIL inside copies and ufuncs, so threads that each take a
+slice of the batch run on separate cores at once.  Each shard writes its
+own slice of a preallocated output: the result is the same, bit for bit,
+however many shards there are.
+
+``MINIVGG_THREADS`` sets the number of threads (default: the CPU count);
+1 turns the pool off.
+"""
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+THREADS = max(1, int(os.environ.get("MINIVGG_THREADS", os.cpu_count() or 1)))
+MIN_ELEMENTS = 1 << 16   # below this many elements a thread costs more than it saves
+
+_pool = ThreadPoolExecutor(THREADS - 1, thread_name_prefix="minivgg-shard") if THREADS > 1 else None
+
+
+def bounds(n, shards):
+    """``shards`` (start, stop) ranges that cover range(n) as evenly as possible."""
+    return [(n * k // shards, n * (k + 1) // shards) for k in range(shards)]
+
+
+def over_batch(work, n, elements):
+    """Run ``work(start, stop)`` on shards of range(n), one per thread, and wait for all of them.
+
+    ``elements`` is the size of the job; a small one runs in this thread alone.
+    """
+    shards = min(THREADS, n) if elements >= MIN_ELEMENTS else 1
+    if shards <= 1:
+        work(0, n)
+        return
+    first, *rest = bounds(n, shards)
+    futures = [_pool.submit(work, start, stop) for start, stop in rest]
+    work(*first)              # this thread takes the first shard
+    for future in futures:
+        future.result()       # re-raises a shard's exception here
