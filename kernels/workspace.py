@@ -8,7 +8,7 @@ one at a time as they are first written, which shows as system time.
 earlier call, once nothing else holds it any more (its reference count says
 so: a view of a buffer holds it too), else a new one that it keeps.
 
-The pool keeps at most ``MINIVGG_WORKSPACE_MB`` (default 4096) MiB of free
+The pool keeps at most ``MINIVGG_WORKSPACE_MB`` (default 1024) MiB of free
 buffers; beyond that, buffers nobody holds are dropped, least recently used
 first.  CuPy has a caching allocator of its own, so GPU arrays are simply
 allocated.
@@ -22,7 +22,7 @@ import numpy as np
 
 from .layout import array_module, memory_order
 
-LIMIT_BYTES = int(os.environ.get("MINIVGG_WORKSPACE_MB", "4096")) * 2 ** 20
+LIMIT_BYTES = int(os.environ.get("MINIVGG_WORKSPACE_MB", "1024")) * 2 ** 20
 
 _buffers = OrderedDict()   # (shape, dtype) -> [arrays], most recently used last
 _lock = threading.Lock()   # data-parallel replicas run in threads
@@ -97,7 +97,14 @@ def copy(a):
     return out
 
 
+def own_or_copy(a):
+    """``a`` itself when it owns its writeable memory (nothing else sees it change), else ``copy(a)``."""
+    flags = getattr(a, "flags", None)
+    return a if flags is not None and flags.owndata and flags.writeable else copy(a)
+
+
 def matmul(a, b):
-    """``a @ b`` for matrices, into a pooled output for NumPy (a new array for CuPy)."""
-    out = empty((a.shape[0], b.shape[1]), np.result_type(a, b), like=a)
+    """``a @ b`` for matrices, or ``a[k] @ b[k]`` for stacks of them, into a pooled output for NumPy
+    (a new array for CuPy)."""
+    out = empty((*a.shape[:-1], b.shape[-1]), np.result_type(a, b), like=a)
     return array_module(a).matmul(a, b, out=out)

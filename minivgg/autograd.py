@@ -53,7 +53,6 @@ class Tensor:
         self.data, self.grad, self.requires_grad = data, None, requires_grad
         self.creator = None  # the Function whose output this is, or None for a leaf
 
-    # --- plain information -------------------------------------------------
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
@@ -114,8 +113,8 @@ class Tensor:
             tensor.creator.free()  # the freed Function stays as creator: a later backward() through it raises
 
     def _accumulate(self, grad):
-        # a copy (in a reused buffer): the incoming array may be a broadcast view or shared with another leaf
-        self.grad = workspace.copy(grad) if self.grad is None else self.grad + grad
+        # kept when the Function made it for this leaf alone; a view (of a broadcast, of a buffer) is copied
+        self.grad = workspace.own_or_copy(grad) if self.grad is None else self.grad + grad
 
     # --- arithmetic: Functions like any other, in minivgg/functions/arithmetic.py ---
     def __add__(self, other): return arithmetic.Add.apply(self, other)
@@ -172,7 +171,8 @@ class Function:
 
     Subclasses define ``forward(self, *arrays, **options)`` and
     ``backward(self, grad)``, both on raw arrays; ``backward`` returns one
-    gradient (or None) per tensor input.  Call ``SubClass.apply(...)``.
+    gradient (or None) per tensor input, a different array for each (a leaf
+    may keep the array it gets as its ``.grad``).  Call ``SubClass.apply(...)``;
     ``name`` is how error messages call the operation.
     """
 

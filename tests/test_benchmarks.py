@@ -43,3 +43,14 @@ def test_a_wrong_variant_is_checked_and_named():
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "--variant: expected NAME=module:function" in bad.stderr
     assert "'im2cols=examples.custom_numpy_kernel:im2col_windows'" in bad.stderr
+
+
+def test_winograd_benchmark_quick_mode_checks_and_times_every_vgg_a_convolution():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "winograd.py"), "--quick"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = [[cell.strip() for cell in line.split("|")] for line in result.stdout.splitlines() if " | " in line]
+    assert rows[0][:3] == ["width", "layer", "max rel diff"] and "step speed" in rows[0]
+    assert len(rows) == 2 + 16   # VGG-A's eight convolutions at widths 1 and 0.25
+    assert all(float(row[2]) <= 1e-5 for row in rows[2:])          # checked against im2col before timing
+    assert {row[-1] for row in rows[2:]} == {"im2col", "winograd"}  # the rule picks both somewhere

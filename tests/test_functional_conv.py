@@ -93,3 +93,18 @@ def test_an_input_that_needs_no_gradient_skips_dx_but_keeps_dw_and_db():
     assert grads[0][0] is not None and grads[1][0] is None
     np.testing.assert_array_equal(grads[0][1], grads[1][1])
     np.testing.assert_array_equal(grads[0][2], grads[1][2])
+
+
+def test_columns_made_again_in_the_backward_give_the_same_gradients(monkeypatch):
+    """Large im2col matrices are not kept for the backward: recomputing them changes nothing."""
+    import minivgg.functions.conv as conv_module
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 5, 9, 9)), rng.standard_normal((4, 5, 3, 3))
+    grads = []
+    for limit in (conv_module.KEEP_COLUMNS_BYTES, 0):
+        monkeypatch.setattr(conv_module, "KEEP_COLUMNS_BYTES", limit)
+        xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+        F.conv2d(xt, wt, padding=1).backward(np.ones((2, 4, 9, 9)))
+        grads.append((xt.grad, wt.grad))
+    for kept, recomputed in zip(*grads):
+        assert np.array_equal(kept, recomputed)

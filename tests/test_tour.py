@@ -12,7 +12,7 @@ def python_blocks():
 
 def test_the_tour_runs():
     blocks = python_blocks()
-    assert len(blocks) == 5
+    assert len(blocks) == 6
     namespace = {}
     for block in blocks:
         exec(compile(block, str(TOUR), "exec"), namespace)  # noqa: S102  (the project's own documentation)

@@ -45,7 +45,8 @@ class Add(Function):
         return a + b
 
     def backward(self, grad):
-        return unbroadcast(grad, self.shapes[0]), unbroadcast(grad, self.shapes[1])
+        da, db = unbroadcast(grad, self.shapes[0]), unbroadcast(grad, self.shapes[1])
+        return da, (db.copy() if db is da else db)   # one array per input: a leaf may keep its gradient
 
 
 class Sub(Function):

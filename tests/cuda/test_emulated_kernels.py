@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twin_checks import (EMULATOR, check_bias_grad, check_conv2d, check_dropout, check_im2col_and_col2im,
                          check_lrn, check_max_pool, check_relu, check_sgd_update,
-                         check_softmax_cross_entropy, conv_cases, dtypes, pool_cases, seeds)
+                         check_softmax_cross_entropy, check_winograd, conv_cases, dtypes, pool_cases, seeds,
+                         winograd_cases)
 
 from minivgg import kernels
 from minivgg.kernels import launch
@@ -39,6 +40,12 @@ def test_im2col_and_col2im(case, dtype, seed):
 @given(conv_cases(), st.integers(1, 5), st.booleans(), dtypes, seeds)
 def test_conv2d_forward_and_backward(case, out_channels, with_bias, dtype, seed):
     check_conv2d(EMULATOR, case, out_channels, with_bias, dtype, seed)
+
+
+@EXAMPLES
+@given(winograd_cases(), dtypes, seeds)
+def test_winograd_transforms_forward_and_input_gradient(case, dtype, seed):
+    check_winograd(EMULATOR, case, dtype, seed)
 
 
 @EXAMPLES

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twin_checks import (Device, check_bias_grad, check_conv2d, check_dropout, check_im2col_and_col2im,
                          check_lrn, check_max_pool, check_relu, check_sgd_update,
-                         check_softmax_cross_entropy, conv_cases, dtypes, pool_cases, seeds)
+                         check_softmax_cross_entropy, check_winograd, conv_cases, dtypes, pool_cases, seeds,
+                         winograd_cases)
 
 from minivgg.kernels import launch
 
@@ -91,6 +92,21 @@ def test_lrn_random(gpu, shape, size, dtype, seed):
 
 
 # ---- VGG's layer shapes -------------------------------------------------------------------
+
+@EXAMPLES
+@given(case=winograd_cases(), dtype=dtypes, seed=seeds)
+def test_winograd_random(gpu, case, dtype, seed):
+    check_winograd(gpu, case, dtype, seed)
+
+
+@pytest.mark.parametrize("case, dtype", [
+    (((2, 128, 56, 56), 256), f32),   # conv3_1
+    (((1, 512, 14, 14), 512), f64),   # conv5
+    (((2, 64, 7, 9), 32), f32),       # odd sides
+])
+def test_winograd_vgg(gpu, case, dtype):
+    check_winograd(gpu, case, dtype, 0)
+
 
 @pytest.mark.parametrize("case, dtype", [
     (((2, 64, 224, 224), 3, 3, 1, 1), f32),      # conv1_2

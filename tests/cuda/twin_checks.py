@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from minivgg import kernels
-from minivgg.functions.conv import conv2d_backward, conv2d_forward
+from minivgg.functions.conv import conv2d_backward, conv2d_forward, winograd_forward, winograd_input_grad
 
 numpy_twin, cuda_twin = kernels.NUMPY, kernels.CUDA
 
@@ -85,6 +85,13 @@ def conv_cases(draw):
 
 
 @st.composite
+def winograd_cases(draw):
+    """(x shape, out channels) of a 3x3, stride-1, padding-1 convolution: odd and even sides, 1x1 maps."""
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    return shape, draw(st.integers(1, 4))
+
+
+@st.composite
 def pool_cases(draw):
     """(x shape, kh, kw, stride) without padding; stride may be below the window."""
     kh, kw, stride = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
@@ -123,6 +130,28 @@ def check_conv2d(device, case, out_channels, with_bias, dtype, seed):
     assert_close(device, cols, cols_ref)
     for actual, expected in zip(got, expected_grads):
         assert_close(device, actual, expected, sums=True)
+
+
+def check_winograd(device, case, dtype, seed):
+    """The two transforms alone (the same additions in the same order), then forward and dx through them."""
+    shape, out_channels = case
+    n, c, h, w = shape
+    rng = np.random.default_rng(seed)
+    x = nhwc_view(random(rng, shape, dtype))
+    v = numpy_twin.winograd_input_transform(x)
+    assert_close(device, cuda_twin.winograd_input_transform(device.put(x)), v)
+    m = random(rng, (16, v.shape[1], out_channels), dtype)
+    y_shape = (n, out_channels, h, w)
+    assert_close(device, cuda_twin.winograd_output_transform(device.put(m), y_shape),
+                 numpy_twin.winograd_output_transform(m, y_shape))
+    weight, bias = random(rng, (out_channels, c, 3, 3), dtype), random(rng, out_channels, dtype)
+    dy = nhwc_view(random(rng, y_shape, dtype))
+    y_ref, dx_ref = winograd_forward(x, weight, bias), winograd_input_grad(dy, weight)
+    with device.kernels():
+        y = winograd_forward(device.put(x), device.put(weight), device.put(bias))
+        dx = winograd_input_grad(device.put(dy), device.put(weight))
+    assert_close(device, y, y_ref, sums=True)
+    assert_close(device, dx, dx_ref, sums=True)
 
 
 def check_bias_grad(device, shape, dtype, seed):

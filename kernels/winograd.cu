@@ -1,0 +1,79 @@
+// Winograd F(2x2, 3x3) transforms (the CUDA twin of winograd.py); the 16
+// GEMMs between them go to cuBLAS through cupy.matmul.
+//
+// Memory is NHWC: x[b, y, x, ch] sits at ((b * h + y) * w + x) * c + ch.
+// A tile p = (b, ti, tj) covers output rows 2*ti, 2*ti + 1 and columns
+// 2*tj, 2*tj + 1; V and M are (16, tiles, channels) row-major, entry (i, j)
+// of the 4x4 transform domain first.  The additions are those of
+// winograd.py, in the same order.
+#include "cuda_common.h"
+
+// V[i, j, p, ch] = (B^T d B)[i, j] for the 4x4 input tile
+// d[r][s] = x[b, 2*ti - 1 + r, 2*tj - 1 + s, ch] (zero outside x).
+// One thread per (tile, channel): neighbouring threads read neighbouring
+// channels and write neighbouring entries of each of V's 16 rows.
+template <typename T>
+__global__ void winograd_input_transform(const T* x, T* v,
+                                         index_t n, index_t h, index_t w, index_t c,
+                                         index_t th, index_t tw)
+{
+    index_t tiles = n * th * tw;
+    index_t total = tiles * c;
+    for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
+        index_t ch = e % c, p = e / c;
+        index_t tj = p % tw, ti = (p / tw) % th, b = p / (tw * th);
+        T d[4][4];
+        for (int r = 0; r < 4; ++r)
+            for (int s = 0; s < 4; ++s) {
+                index_t row = 2 * ti - 1 + r, col = 2 * tj - 1 + s;
+                bool inside = 0 <= row && row < h && 0 <= col && col < w;
+                d[r][s] = inside ? x[((b * h + row) * w + col) * c + ch] : T(0);
+            }
+        T t[4][4];                               // B^T d: rows
+        for (int s = 0; s < 4; ++s) {
+            t[0][s] = d[0][s] - d[2][s];
+            t[1][s] = d[1][s] + d[2][s];
+            t[2][s] = d[2][s] - d[1][s];
+            t[3][s] = d[1][s] - d[3][s];
+        }
+        for (int i = 0; i < 4; ++i) {            // (B^T d) B: columns
+            T* out = v + (index_t)(4 * i) * total + e;
+            out[0 * total] = t[i][0] - t[i][2];
+            out[1 * total] = t[i][1] + t[i][2];
+            out[2 * total] = t[i][2] - t[i][1];
+            out[3 * total] = t[i][1] - t[i][3];
+        }
+    }
+}
+
+// y[b, 2*ti + a, 2*tj + bb, ch] = (A^T M[:, :, p, ch] A)[a, bb] for tile
+// p = (b, ti, tj), the outputs beyond (h, w) of an odd size left out.
+// One thread per (tile, channel).
+template <typename T>
+__global__ void winograd_output_transform(const T* m, T* y,
+                                          index_t n, index_t h, index_t w, index_t c,
+                                          index_t th, index_t tw)
+{
+    index_t tiles = n * th * tw;
+    index_t total = tiles * c;
+    for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
+        index_t ch = e % c, p = e / c;
+        index_t tj = p % tw, ti = (p / tw) % th, b = p / (tw * th);
+        T t[2][4];                               // A^T m: rows
+        for (int j = 0; j < 4; ++j) {
+            T m0 = m[(0 * 4 + j) * total + e], m1 = m[(1 * 4 + j) * total + e];
+            T m2 = m[(2 * 4 + j) * total + e], m3 = m[(3 * 4 + j) * total + e];
+            t[0][j] = m0 + m1 + m2;
+            t[1][j] = m1 - m2 - m3;
+        }
+        for (int a = 0; a < 2; ++a) {            // (A^T m) A: columns
+            T out[2] = {t[a][0] + t[a][1] + t[a][2], t[a][1] - t[a][2] - t[a][3]};
+            index_t row = 2 * ti + a;
+            for (int bb = 0; bb < 2; ++bb) {
+                index_t col = 2 * tj + bb;
+                if (row < h && col < w)
+                    y[((b * h + row) * w + col) * c + ch] = out[bb];
+            }
+        }
+    }
+}
