@@ -27,6 +27,7 @@ import numpy as np
 from .communicator import DEFAULT_TIMEOUT, Communicator, CommunicatorError
 
 POLL_SECONDS = 0.001
+ABORT_GRACE_SECONDS = 1.0  # time for mpiexec to forward an aborting rank's last lines
 
 
 def import_mpi():
@@ -97,6 +98,7 @@ def abort_on_error():
             what = error.code if isinstance(error.code, str) else f"exited with status {error.code}"
         print(f"rank {world.Get_rank()} of {world.Get_size()}: {what}\n"
               f"rank {world.Get_rank()}: aborting the MPI job", file=sys.stderr, flush=True)
+        time.sleep(ABORT_GRACE_SECONDS)  # mpiexec forwards a rank's output asynchronously; the abort would cut it
         world.Abort(1)
 
 
