@@ -85,21 +85,27 @@ def abort_on_error():
     try:
         yield
     except BaseException as error:
-        clean_exit = isinstance(error, SystemExit) and not error.code
-        if clean_exit or mpiexec_size() < 2:
-            raise
-        world = mpi_world()
+        world = mpi_world() if mpiexec_size() > 1 and not is_clean_exit(error) else None
         if world is None:
             raise
-        if not isinstance(error, SystemExit):  # argparse has already printed its message
-            traceback.print_exception(type(error), error, error.__traceback__)
-        what = f"{type(error).__name__}: {error}"
-        if isinstance(error, SystemExit):  # a one-line error (its message) or argparse's (status 2, printed)
-            what = error.code if isinstance(error.code, str) else f"exited with status {error.code}"
-        print(f"rank {world.Get_rank()} of {world.Get_size()}: {what}\n"
-              f"rank {world.Get_rank()}: aborting the MPI job", file=sys.stderr, flush=True)
+        report(world, error)
         time.sleep(ABORT_GRACE_SECONDS)  # mpiexec forwards a rank's output asynchronously; the abort would cut it
         world.Abort(1)
+
+
+def is_clean_exit(error):
+    return isinstance(error, SystemExit) and not error.code
+
+
+def report(world, error):
+    """Print, to stderr, why this rank aborts: the traceback (unless a script's exit said why), then one line."""
+    if isinstance(error, SystemExit):  # a one-line error is its message; argparse has printed its own (status 2)
+        what = error.code if isinstance(error.code, str) else f"exited with status {error.code}"
+    else:
+        traceback.print_exception(type(error), error, error.__traceback__)
+        what = f"{type(error).__name__}: {error}"
+    print(f"rank {world.Get_rank()} of {world.Get_size()}: {what}\nrank {world.Get_rank()}: aborting the MPI job",
+          file=sys.stderr, flush=True)
 
 
 def mpiexec_size():
