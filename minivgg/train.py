@@ -298,7 +298,9 @@ def write_checkpoint(path, model, model_meta, optimizer_state, schedule_state, e
 
     ``model_meta`` says how to rebuild the model (for VGG: config, width,
     num_classes, input_size, in_channels, scale, dataset, mean, and
-    optionally std and data); ``load_vgg`` reads it back.  With epoch 0 and
+    optionally std and data; train_vgg_a.py adds the class names, a hash of
+    the training data and its settings, which ``--resume`` checks);
+    ``load_vgg`` reads it back.  With epoch 0 and
     a fresh optimiser and schedule it is the checkpoint of a run about to start,
     which is how weights trained elsewhere become evaluable (``examples/import_torchvision.py``).
     """
