@@ -24,10 +24,21 @@ import argparse
 import json
 import os
 
+import cli_common as cli
 from cli_common import HelpFormatter, fail
 from minivgg import data
 from minivgg.evaluate import METHODS, check_fusable, fuse, posteriors, protocol_scales, top_k_error
 from minivgg.train import CHECKPOINT, load_vgg, progress_bar
+
+
+def method_list(text):
+    """An argparse type: a comma-separated list of evaluation methods."""
+    names = text.split(",")
+    unknown = [name for name in names if name not in METHODS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown methods {unknown} in {text!r}; "
+                                         f"valid ones are {', '.join(METHODS)}")
+    return names
 
 
 def parse_args(argv=None):
@@ -38,16 +49,23 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", choices=data.DATASETS, help="test set (default: the checkpoints' dataset)")
     parser.add_argument("--data", help="data directory (default: the checkpoints'; for Fashion-MNIST, the "
                                        "Debian package's); for 'folder', its val/ is the test set")
-    parser.add_argument("--limit", type=int, help="evaluate on N test images drawn at random (the same N each run)")
-    parser.add_argument("--scale-step", type=int, help="d in {S-d, S, S+d} for fixed-S nets "
-                                                       "(default: the crop size / 7, the paper's 32 at 224)")
-    parser.add_argument("--grid", type=int, default=5, help="multi-crop grid per side (the paper: 5)")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
-    parser.add_argument("--batch-size", type=int, help="images per batch (default: 250 at 32x32, 5 at 224x224)")
-    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'cuda:<i>'")
+    parser.add_argument("--limit", type=cli.integer(1),
+                        help="evaluate on N test images drawn at random (the same N each run)")
+    parser.add_argument("--scale-step", type=cli.integer(1), help="d in {S-d, S, S+d} for fixed-S nets "
+                                                                  "(default: the crop size / 7, the paper's 32 at 224)")
+    parser.add_argument("--grid", type=cli.integer(1), default=5, help="multi-crop grid per side (the paper: 5)")
+    parser.add_argument("--methods", type=method_list, default=",".join(METHODS),
+                        help="comma-separated subset of " + ", ".join(METHODS))
+    parser.add_argument("--batch-size", type=cli.integer(1),
+                        help="images per batch (default: 250 at 32x32, 5 at 224x224)")
+    parser.add_argument("--device", type=cli.device, default="cpu", help="'cpu', 'cuda' or 'cuda:<i>'")
     parser.add_argument("--out", help="JSON file of the table (default: evaluation.json beside the first checkpoint)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    problem = args.out and cli.check_writable_file("--out", args.out)
+    if problem:
+        parser.error(f"argument --out: {problem}")
+    return args
 
 
 def run_label(path):
@@ -72,19 +90,25 @@ def test_set(args, infos):
     root = args.data
     if root is None and dataset == trained_on:
         root = shared_setting(infos, "data", None, args.checkpoints, "--data")
-    try:
-        (images, labels), num_classes = data.load_split(dataset, "test", root)
-        if args.limit:
-            images, labels = data.random_subset(images, labels, args.limit, seed=0)
+    classes = infos[0].get("classes") if dataset == "folder" and dataset == trained_on else None
+    try:  # an image folder's labels follow the classes the net was trained on (val/ must have just those)
+        (images, labels), num_classes = data.load_split(dataset, "test", root, classes=classes)
     except (FileNotFoundError, ValueError) as error:
         fail(f"cannot read the {dataset} test set: {error}")
+    if args.limit is not None:
+        if args.limit > len(labels):
+            fail(f"--limit {args.limit}: the {dataset} test set has only {len(labels)} images")
+        images, labels = data.random_subset(images, labels, args.limit, seed=0)
     return images, labels, num_classes, dataset, root
 
 
-def check_fits(path, model, num_classes, channels, dataset):
+def check_fits(path, model, info, num_classes, channels, dataset, root):
     """A one-line error unless the net predicts the test set's classes from its kind of images."""
     if model.num_classes != num_classes:
         fail(f"{path} predicts {model.num_classes} classes, but the {dataset} test set has {num_classes}")
+    trained, classes = info.get("classes"), data.dataset_classes(dataset, root) if dataset != "folder" else None
+    if trained is not None and classes is not None and trained != classes:
+        fail(f"{path} was trained on the classes {trained}, but the {dataset} test set has the classes {classes}")
     if model.in_channels != channels:
         fail(f"{path} takes {model.in_channels}-channel images, but the {dataset} test images have {channels}")
 
@@ -132,7 +156,7 @@ def format_table(rows):
 
 def main(argv=None):
     args = parse_args(argv)
-    methods = args.methods.split(",")
+    methods = args.methods
     nets = [load_vgg(path, "evaluate", args.device) for path in args.checkpoints]
     infos = [meta["model"] for _, meta in nets]
     images, labels, num_classes, dataset, root = test_set(args, infos)
@@ -140,7 +164,7 @@ def main(argv=None):
     print(f"{len(labels)} {dataset} test images{source}, {num_classes} classes")
     rows, fused, train_scales = [], {}, []
     for path, (model, _), info in zip(args.checkpoints, nets, infos):
-        check_fits(path, model, num_classes, images[0].shape[0], dataset)
+        check_fits(path, model, info, num_classes, images[0].shape[0], dataset, root)
         label = run_label(path)
         with progress_bar(2 * len(methods) * len(labels), f"evaluating {label}", not args.no_progress,
                           unit="image") as bar:

@@ -27,27 +27,39 @@ import json
 import os
 import time
 
+import cli_common as cli
 from cli_common import HelpFormatter, fail
 from minivgg import data, models, parallel, summary
 from minivgg.evaluate import protocol_scales
+from minivgg.models.vgg import DOWNSAMPLING
 from minivgg.optim import SGD, PlateauSchedule
-from minivgg.train import Trainer, load_vgg, plural
+from minivgg.train import CHECKPOINT, Trainer, load_vgg, plural
 
 DEFAULT_VAL_SIZE = 5000  # at most; a tenth of the training images where that is fewer
+# Settings a resumed run must share with its checkpoint (they define the data, the net and the recipe) ...
+REFUSED_ON_RESUME = ("config", "width", "init", "dataset", "train_size", "scale", "val_size", "limit", "batch_size",
+                     "seed", "patience")
+# ... and those the checkpoint's optimiser state carries, so that a new value is ignored.
+KEPT_ON_RESUME = ("lr", "momentum", "weight_decay")
 
 
-def parse_args(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=HelpFormatter)
     parser.add_argument("--config", default="A", choices=list(models.TABLE_1), help="row of the paper's Table 1")
-    parser.add_argument("--width", type=float, default=0.25, help="channel multiplier; 1 is the paper's network")
-    parser.add_argument("--epochs", type=int, default=10,
-                        help="at most this many epochs; the schedule may stop sooner (lr cut 3 times)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per SGD step (the paper: 256)")
-    parser.add_argument("--lr", type=float, default=0.01, help="initial learning rate (the paper: 0.01)")
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (the paper: 0.9)")
-    parser.add_argument("--weight-decay", type=float, default=5e-4, help="L2 penalty on the weights (the paper: 5e-4)")
-    parser.add_argument("--patience", type=int, default=1, help="epochs without improvement before lr /= 10")
+    parser.add_argument("--width", type=cli.number(0), default=0.25,
+                        help="channel multiplier; 1 is the paper's network")
+    parser.add_argument("--epochs", type=cli.integer(1), default=10,
+                        help="at most this many epochs in all (a resumed run continues up to this many); the "
+                             "schedule may stop sooner (lr cut 3 times)")
+    parser.add_argument("--batch-size", type=cli.integer(1), default=64, help="images per SGD step (the paper: 256)")
+    parser.add_argument("--lr", type=cli.number(0), default=0.01, help="initial learning rate (the paper: 0.01)")
+    parser.add_argument("--momentum", type=cli.number(0, 1, low_included=True), default=0.9,
+                        help="SGD momentum (the paper: 0.9)")
+    parser.add_argument("--weight-decay", type=cli.number(0, low_included=True), default=5e-4,
+                        help="L2 penalty on the weights (the paper: 5e-4)")
+    parser.add_argument("--patience", type=cli.integer(1), default=1,
+                        help="epochs without improvement before lr /= 10")
     parser.add_argument("--init", default="glorot", choices=["paper", "glorot"],
                         help="'paper': N(0, 0.01^2); 'glorot': Glorot uniform (trains from scratch)")
     parser.add_argument("--warm-start", metavar="CHECKPOINT", help="initialise from a trained net A (section 3.1)")
@@ -56,26 +68,56 @@ def parse_args(argv=None):
                              "set is held out from it) and DIR/val/<class>/<image> (the test set)")
     parser.add_argument("--data", help="data directory (default for Fashion-MNIST: the Debian package's)")
     parser.add_argument("--download", action="store_true", help="fetch Fashion-MNIST if it is missing")
-    parser.add_argument("--train-size", type=int, default=32, help="side of the training crops")
-    parser.add_argument("--scale", default="32", help="training scale S, or S_min,S_max for scale jittering")
-    parser.add_argument("--val-size", type=int,
+    parser.add_argument("--train-size", type=cli.integer(DOWNSAMPLING), default=32,
+                        help=f"side of the training crops (a multiple of {DOWNSAMPLING})")
+    parser.add_argument("--scale", type=cli.scale, default="32",
+                        help="training scale S, or S_min,S_max for scale jittering")
+    parser.add_argument("--val-size", type=cli.integer(1),
                         help=f"training images held out for validation (default: a tenth of them, at most "
                              f"{DEFAULT_VAL_SIZE})")
-    parser.add_argument("--limit", type=int, help="train on a random subset of this many images (smoke runs)")
-    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'cuda:<i>'")
+    parser.add_argument("--limit", type=cli.integer(1),
+                        help="train on a random subset of this many images (smoke runs)")
+    parser.add_argument("--device", type=cli.device, default="cpu", help="'cpu', 'cuda' or 'cuda:<i>'")
     parser.add_argument("--distributed", action="store_true",
                         help="data parallel over MPI processes: mpiexec -n 4 python examples/train_vgg_a.py "
                              "--distributed (with --device cuda, one GPU per process and NCCL all-reduce)")
-    parser.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--comm-timeout", type=cli.number(0), default=60.0,
+                        help="with --distributed: seconds a rank waits for the others before the job is aborted "
+                             "(longer than rank 0 takes to write a checkpoint and the plot)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from --out/checkpoint.npz: its weights, optimiser and schedule state; the "
+                             "data and model settings must not change")
+    parser.add_argument("--seed", type=cli.integer(0, 2 ** 32 - 1), default=0,
                         help="fixes the initial weights, the split, the data order, augmentation and dropout")
     parser.add_argument("--out", default="runs/vgg_a", help="directory for the log, curves, checkpoint and result")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    """The flags, each checked (with the checks between flags) before any data is read."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.train_size % DOWNSAMPLING:
+        parser.error(f"argument --train-size: expected a multiple of {DOWNSAMPLING} (five 2x2 pools), "
+                     f"got {args.train_size}")
+    if min(parse_values(args.scale)) < args.train_size:
+        parser.error(f"argument --scale: the training scale S must be >= --train-size {args.train_size} "
+                     f"(crops are cut from the rescaled image), got {args.scale!r}")
+    if args.resume and args.warm_start:
+        parser.error("argument --warm-start: cannot be combined with --resume (a resumed run has its own weights)")
+    problem = cli.check_writable_directory("--out", args.out)
+    if problem:
+        parser.error(f"argument --out: {problem}")
+    return args
+
+
+def parse_values(text):
+    return [int(v) for v in text.split(",")]
 
 
 def parse_scale(text):
-    values = [int(v) for v in text.split(",")]
+    values = parse_values(text)
     return values[0] if len(values) == 1 else tuple(values)
 
 
@@ -92,8 +134,13 @@ def val_size(args, train_count):
 
 
 def make_loaders(args, train, test):
-    (images, labels), val = data.train_val_split(*train, val_size(args, len(train[1])), seed=args.seed)
-    if args.limit:
+    """The training, validation and test loaders and the training mean; sets args.val_size to the size used."""
+    args.val_size = val_size(args, len(train[1]))
+    (images, labels), val = data.train_val_split(*train, args.val_size, seed=args.seed)
+    if args.limit is not None:
+        if args.limit > len(labels):
+            fail(f"--limit {args.limit}: only {len(labels)} training images are left after holding out "
+                 f"--val-size {args.val_size} of {len(train[1])}")
         images, labels = data.random_subset(images, labels, args.limit, seed=args.seed)
     mean = data.compute_mean(images)
     pca = data.compute_pca(images) if images[0].shape[0] == 3 else None
@@ -115,10 +162,10 @@ def build_model(args, num_classes, in_channels):
 
 
 def make_communicator(args):
-    """One device (rank 0 of 1); with --distributed, MPI (and NCCL on GPUs), each rank on its own GPU."""
+    """None on one device; with --distributed, MPI (and NCCL on GPUs), each rank on its own GPU."""
     if not args.distributed:
-        return parallel.SingleDevice()
-    mpi = parallel.MpiCommunicator()
+        return None
+    mpi = parallel.MpiCommunicator(timeout=args.comm_timeout)
     if not args.device.startswith("cuda"):
         return mpi
     import cupy
@@ -127,29 +174,82 @@ def make_communicator(args):
     return parallel.NcclCommunicator(mpi)
 
 
+def check_ranks(args, communicator, meta, loader):
+    """Every rank has the same settings and data, and every batch gives each rank at least one sample."""
+    settings = {f"--{key.replace('_', '-')}": value for key, value in meta["settings"].items()}
+    parallel.check_agreement(communicator, {**settings, "the training data (a hash)": meta["data_hash"],
+                                            "--epochs": args.epochs, "--resume": args.resume})
+    problem = parallel.check_batches_split(len(loader.labels), args.batch_size, communicator.size)
+    if problem:
+        fail(f"--distributed: {problem}; choose --batch-size and --limit so that every batch has at least "
+             f"{communicator.size} images")
+
+
+def resume(args, trainer, meta):
+    """Load --out's checkpoint after checking it fits this run; prints what is kept from it."""
+    saved = trainer.load_checkpoint(os.path.join(args.out, CHECKPOINT), check=lambda saved: check_resume(
+        args, meta, saved))["model"]
+    ignored = [f"--{key.replace('_', '-')} {getattr(args, key)!r}" for key in KEPT_ON_RESUME
+               if saved["settings"][key] != getattr(args, key)]
+    optimizer = trainer.optimizer
+    if trainer.leader:
+        print(f"resumed from epoch {trainer.epoch} of {args.out}: kept its weights, velocities, schedule and "
+              f"optimiser (lr {optimizer.lr:g}, momentum {optimizer.momentum:g}, weight decay "
+              f"{optimizer.weight_decay:g})" + (f"; ignored {', '.join(ignored)}" if ignored else ""))
+
+
+def check_resume(args, meta, checkpoint):
+    """Refuse a checkpoint whose data or model settings differ from this run's, or that has nothing left to do."""
+    path, saved = os.path.join(args.out, CHECKPOINT), checkpoint["model"]
+    for key in ("settings", "data_hash", "classes"):
+        if key not in saved:
+            fail(f"--resume: the checkpoint {path} does not record its {key}, so this run cannot be checked "
+                 f"against it; start a new run with another --out")
+    changed = [f"--{key.replace('_', '-')} {saved['settings'].get(key)!r} -> {meta['settings'][key]!r}"
+               for key in REFUSED_ON_RESUME if saved["settings"].get(key) != meta["settings"][key]]
+    changed += [f"the {what} differ from the checkpoint's" for what, key in (("training data", "data_hash"),
+                                                                               ("classes", "classes"))
+                if saved[key] != meta[key]]
+    if changed:
+        fail(f"--resume: this run's settings differ from those of the checkpoint {path}: {'; '.join(changed)}. "
+             f"A resumed run keeps the data and model settings; start a new run with another --out to change them")
+    if checkpoint["epoch"] >= args.epochs or checkpoint["schedule"]["finished"]:
+        reason = ("its schedule has finished" if checkpoint["schedule"]["finished"]
+                  else f"it is at epoch {checkpoint['epoch']}")
+        fail(f"--resume: nothing left to train: {reason} and --epochs is {args.epochs}")
+
+
 def main(argv=None):
-    args = parse_args(argv)
-    communicator = make_communicator(args)
+    with parallel.abort_on_error():  # under mpiexec, an error on any rank (a bad flag too) ends the whole job
+        args = parse_args(argv)
+        return run(args, make_communicator(args))
+
+
+def run(args, communicator):
+    """Load the data, build the net, train it (or resume) and write result.json; returns the result."""
     train, num_classes = data.load_split(args.dataset, "train", args.data, args.download)
     test, _ = data.load_split(args.dataset, "test", args.data, args.download)
     loader, val_loader, test_loader, mean = make_loaders(args, train, test)
     model = build_model(args, num_classes, in_channels=train[0][0].shape[0])
     sizes = {"train_images": len(loader.labels), "val_images": len(val_loader.labels),
              "test_images": len(test_loader.labels)}
-    if communicator.rank == 0:
+    meta = {"config": args.config, "width": args.width, "num_classes": num_classes, "input_size": args.train_size,
+            "in_channels": model.in_channels, "scale": args.scale, "dataset": args.dataset,
+            "data": args.data and os.path.abspath(args.data), "mean": [float(m) for m in mean],
+            "classes": data.dataset_classes(args.dataset, args.data), "data_hash": data.fingerprint(*train),
+            "settings": {key: getattr(args, key) for key in REFUSED_ON_RESUME + KEPT_ON_RESUME}}
+    if communicator is not None:
+        check_ranks(args, communicator, meta, loader)
+    if communicator is None or communicator.rank == 0:   # what Trainer.leader will say
         print(summary(model, (model.in_channels, args.train_size, args.train_size)))
         print(f"{args.dataset}: {sizes['train_images']} training images, {sizes['val_images']} validation images "
               f"(held out of the training set), {sizes['test_images']} test images")
     optimizer = SGD(model.parameters(), args.lr, args.momentum, args.weight_decay)
     schedule = PlateauSchedule(optimizer, patience=args.patience)
-    meta = {"config": args.config, "width": args.width, "num_classes": num_classes, "input_size": args.train_size,
-            "in_channels": model.in_channels, "scale": args.scale, "dataset": args.dataset,
-            "data": args.data and os.path.abspath(args.data), "mean": [float(m) for m in mean]}
     trainer = Trainer(model, optimizer, schedule, loader, val_loader, args.out, args.device, args.seed,
                       progress=not args.no_progress, meta=meta, communicator=communicator)
     if args.resume:
-        trainer.load_checkpoint()
-        print(f"resumed from epoch {trainer.epoch} of {args.out}")
+        resume(args, trainer, meta)
     start = time.perf_counter()
     history = trainer.fit(args.epochs)
     test_stats = trainer.evaluate(test_loader)
@@ -157,20 +257,22 @@ def main(argv=None):
               "test_accuracy": 1 - test_stats["top1_error"], "epochs": trainer.epoch,
               "stop_reason": trainer.stop_reason, "wall_seconds_this_run": time.perf_counter() - start,
               "train_images_per_second": [h["images_per_second"] for h in history], **sizes, **meta}
-    if not trainer.leader:
-        return result
-    with open(os.path.join(args.out, "result.json"), "w", encoding="utf-8") as out:
-        json.dump(result, out, indent=2)
-    print(final_line(result, args.out))
+    if trainer.leader:
+        with open(os.path.join(args.out, "result.json"), "w", encoding="utf-8") as out:
+            json.dump(result, out, indent=2)
+        print(final_line(result, args.out))
+    if communicator is not None:  # a rank stuck before here ends the job (timeout, abort), not in MPI_Finalize
+        communicator.barrier("the end of the run")
     return result
 
 
 def final_line(result, out):
     """The last line of a run: the test accuracy and errors, and where the curves are."""
     top5 = "" if result["test_top5_error"] is None else f", top-5 error {result['test_top5_error']:.4f}"
+    curves = os.path.join(out, "curves.png")  # matplotlib is optional
     return (f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']} test images (top-1 error "
-            f"{result['test_top1_error']:.4f}{top5}) after {plural(result['epochs'], 'epoch')}; "
-            f"curves in {os.path.join(out, 'curves.png')}")
+            f"{result['test_top1_error']:.4f}{top5}) after {plural(result['epochs'], 'epoch')}"
+            + (f"; curves in {curves}" if os.path.exists(curves) else ""))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import contextlib
 import numpy as np
 
 from .backend import device_of, get_array_module, move_array
-from .inputs import check_inputs, constant_array
+from .inputs import check_inputs, constant_array, numeric_array
 from .kernels import workspace
 
 _recording = True
@@ -47,7 +47,7 @@ class Tensor:
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        data = get_array_module(data).asarray(data, dtype=dtype)
+        data = numeric_array(data, dtype)
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"Tensor: only floating-point tensors can require a gradient, got dtype {data.dtype}")
         self.data, self.grad, self.requires_grad = data, None, requires_grad

@@ -1,12 +1,32 @@
 """Floor 2: what an operation accepts, checked where arrays enter the autograd.
 
-Every ``Function.apply`` passes its inputs through here: numbers become
-arrays of the tensors' dtype and device, and inputs that disagree in device
-or dtype are refused with the operation's name, never converted silently.
+The contract: a ``Tensor`` holds numbers (bool, integer or floating point;
+never objects, strings or ragged lists), and a differentiable operation
+takes float32 or float64 arrays only (an integer image must be cast first:
+a uint8 convolution would wrap around).  Every ``Function.apply`` passes its
+inputs through here: numbers become arrays of the tensors' dtype and device,
+and inputs that break the contract or disagree in device or dtype are
+refused with the operation's name, never converted silently.
 """
+import reprlib
+
 import numpy as np
 
 from .backend import device_of, get_array_module
+
+DIFFERENTIABLE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def numeric_array(data, dtype=None):
+    """``data`` as an array of booleans, integers or floating-point numbers (a Tensor's data); nothing else."""
+    try:
+        array = get_array_module(data).asarray(data, dtype=dtype)
+    except (TypeError, ValueError) as error:  # ragged lists, an unknown dtype, values that are not numbers
+        raise TypeError(f"Tensor: cannot make a numeric array of {reprlib.repr(data)}: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor: expected numbers (bool, integer or floating point), got dtype {array.dtype} "
+                        f"from {reprlib.repr(data)}")
+    return array
 
 
 def constant_array(value, like):
@@ -25,10 +45,23 @@ def constant_array(value, like):
 
 
 def check_inputs(name, arrays):
-    """All array inputs of one operation share a device and a dtype: nothing is converted silently."""
+    """All array inputs of one operation are float32 or float64 and share a device and a dtype."""
+    for array in arrays:
+        if array.dtype not in DIFFERENTIABLE_DTYPES:
+            raise TypeError(f"{name}: expected float32 or float64 inputs, got dtype {array.dtype} "
+                            f"(shape {tuple(array.shape)}); cast with .astype(np.float32) first")
     devices = {device_of(a) for a in arrays}
     if len(devices) > 1:
         raise TypeError(f"{name}: all inputs must be on the same device, got {sorted(devices)}")
     dtypes = {a.dtype for a in arrays}
     if len(dtypes) > 1:
         raise TypeError(f"{name}: all inputs must have the same dtype, got {sorted(map(str, dtypes))}")
+
+
+def check_broadcast(name, a, b):
+    """Raise a ValueError naming the operation unless the shapes of ``a`` and ``b`` broadcast together."""
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{name}: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast together "
+                         f"(each trailing dimension must be equal, or 1 in one of them)") from None

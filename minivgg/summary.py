@@ -33,6 +33,7 @@ def summary(model, input_shape):
     for name, layer in leaf_layers(model):
         if shape is not None and len(shape) == 4 and isinstance(layer, Linear):
             shape = (shape[0], int(np.prod(shape[1:])))  # the flatten between features and classifier
+        check_fits(name, layer, shape, input_shape)
         params = sum(int(p.size) for p in layer.parameters())
         flops, shape = count(layer, shape)
         rows.append((name, repr(layer), "?" if shape is None else str(shape), params, flops))
@@ -46,6 +47,15 @@ def summary(model, input_shape):
             totals[kind][0] += params
             totals[kind][1] += flops
     return format_table(rows, totals, input_shape)
+
+
+def check_fits(name, layer, shape, input_shape):
+    """Raise a ValueError unless ``layer`` accepts inputs of ``shape`` (channels or features), naming both."""
+    if shape is not None and isinstance(layer, (Conv2d, Linear)):
+        expected, what = layer.weight.shape[1], "channels" if isinstance(layer, Conv2d) else "features"
+        if shape[1] != expected:
+            raise ValueError(f"summary: layer {name} {layer!r} expects {expected} input {what}, but input_shape "
+                             f"{tuple(input_shape)} gives it {shape[1]} (shape {shape})")
 
 
 def count(layer, shape):

@@ -5,6 +5,10 @@ SGD step.  After each epoch the model is evaluated on the validation set
 (top-1 and top-5 error), the learning-rate schedule sees the validation
 accuracy, a line is appended to ``log.jsonl``, the curves are redrawn in
 ``curves.png`` and a checkpoint is written atomically to ``checkpoint.npz``.
+The checkpoint comes first and is written only when the weights and the
+validation loss are finite; the log then agrees with it: on resume it is
+rewritten from the checkpoint's history, and the temporary files of a killed
+run are removed.
 
 Randomness has no hidden state: the data order and augmentation are keyed by
 (seed, epoch, sample) in the loader, and dropout by (seed, step, layer,
@@ -14,7 +18,9 @@ exactly, bit for bit.
 """
 import json
 import math
+import numbers
 import os
+import re
 import time
 
 import numpy as np
@@ -24,16 +30,24 @@ from . import models
 from .autograd import Tensor, no_grad
 from .backend import get_array_module, move_array
 from .metrics import top_k_error
-from .nn import save_arrays, set_dropout_state
-from .parallel import SingleDevice, allreduce_gradients, check_replicas, shard_bounds
+from .nn import read_npz, save_arrays, set_dropout_state
+from .parallel import SingleDevice, allreduce_gradients, check_replicas, checksum, shard_bounds
 
 CHECKPOINT = "checkpoint.npz"
 LOG = "log.jsonl"
 PLOT = "curves.png"
 
 
+# what a killed run leaves behind: save_arrays' and plot_curves' temporary files, named after their writer's pid
+TEMPORARY = re.compile(r"(checkpoint\.npz|curves\.png|log\.jsonl)\.tmp-(?P<pid>\d+)(\.png)?")
+
+
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss, the validation loss or the weights became NaN or infinite."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is not one this module wrote, or is damaged; the message names the command and the file."""
 
 
 class Trainer:
@@ -56,6 +70,7 @@ class Trainer:
         self.meta = meta or {}  # how to rebuild the model: stored in the checkpoint
         self.epoch, self.step, self.history = 0, 0, []
         self.stop_reason = None  # set by fit: why the run ended
+        self.checkpoint_epoch = None  # the epoch of the checkpoint of this run on disk (written or resumed)
         if self.leader:
             os.makedirs(out_dir, exist_ok=True)
 
@@ -66,19 +81,24 @@ class Trainer:
         Prints one line per epoch, each cut of the learning rate, and at the
         end why the run stopped (also kept in ``stop_reason``).
         """
+        if self.leader:
+            remove_stale_temporaries(self.out_dir)
+            self.rewrite_log()
         while self.epoch < epochs and not self.schedule.finished:
             lr = self.optimizer.lr  # the rate this epoch trains with; the schedule may cut it after
             train_stats = self.train_epoch()
             val_stats = self.evaluate(self.val_loader, "validation")
+            self.check_finite(val_stats["loss"])
             self.epoch += 1
             go_on = self.schedule.step(1.0 - val_stats["top1_error"])
             record = {"epoch": self.epoch, "lr": lr, **train_stats,
                       **{f"val_{k}": v for k, v in val_stats.items()}}
             self.history.append(record)
-            if self.leader:
-                self.write_log(record)
+            if self.leader:  # the checkpoint first: a log line always has its checkpoint
                 self.save_checkpoint()
+                self.write_log(record)
                 plot_curves(self.history, os.path.join(self.out_dir, PLOT))
+            self.checkpoint_epoch = self.epoch
             self.say(epoch_line(record, epochs))
             if self.optimizer.lr != lr:
                 self.say(f"validation accuracy stopped improving: learning rate {lr:g} -> {self.optimizer.lr:g} "
@@ -88,6 +108,25 @@ class Trainer:
         self.stop_reason = self.why_stopped(epochs)
         self.say(self.stop_reason)
         return self.history
+
+    def check_finite(self, val_loss):
+        """Raise TrainingDiverged unless the validation loss, the weights and the velocities are all finite."""
+        if not math.isfinite(val_loss):
+            raise self.diverged(f"the validation loss became {val_loss}")
+        state = [p.data for p in self.model.parameters()] + [v for v in self.optimizer.velocities if v is not None]
+        if not math.isfinite(checksum(state)):
+            raise self.diverged("the weights or the optimiser's velocities became NaN or infinite")
+
+    def diverged(self, what):
+        """A TrainingDiverged error saying what went wrong and which checkpoint of this run exists, if any."""
+        path = os.path.join(self.out_dir, CHECKPOINT)
+        if self.checkpoint_epoch is None:
+            earlier = f" ({path} is from an earlier run)" if os.path.exists(path) else ""
+            kept = f"No checkpoint of this run was written{earlier}"
+        else:
+            kept = f"The last good checkpoint is {path}, at epoch {self.checkpoint_epoch}"
+        return TrainingDiverged(f"train: {what} at epoch {self.epoch + 1}, step {self.step}; stopping. {kept} "
+                                f"(try a smaller --lr)")
 
     def why_stopped(self, epochs):
         """One line saying why ``fit`` ended."""
@@ -140,9 +179,7 @@ class Trainer:
         if comm.size > 1:
             value, correct = allreduce_gradients(comm, self.model.parameters(), [value, correct])
         if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"train: the loss became {value} at epoch {self.epoch + 1}, step {self.step}; stopping. The last "
-                f"good checkpoint is {os.path.join(self.out_dir, CHECKPOINT)} (try a smaller --lr)")
+            raise self.diverged(f"the loss became {value}")
         self.optimizer.step()
         self.step += 1
         if comm.size > 1 and self.step % self.check_every == 0:
@@ -178,23 +215,62 @@ class Trainer:
         with open(os.path.join(self.out_dir, LOG), "a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
 
+    def rewrite_log(self):
+        """Make ``log.jsonl`` hold exactly the history so far (that of the checkpoint, on resume), atomically."""
+        path = os.path.join(self.out_dir, LOG)
+        temporary = f"{path}.tmp-{os.getpid()}"
+        with open(temporary, "w", encoding="utf-8") as log:
+            log.writelines(json.dumps(record) + "\n" for record in self.history)
+        os.replace(temporary, path)
+
     def save_checkpoint(self, path=None):
         """Weights, velocities, schedule, counters and history, written atomically."""
         write_checkpoint(path or os.path.join(self.out_dir, CHECKPOINT), self.model, self.meta,
                          self.optimizer.state_dict(), self.schedule.state_dict(),
                          epoch=self.epoch, step=self.step, seed=self.seed, history=self.history)
 
-    def load_checkpoint(self, path=None):
-        """Restore a run written by ``save_checkpoint``, to continue it with ``fit``."""
+    def load_checkpoint(self, path=None, check=None):
+        """Restore a run written by ``save_checkpoint``, to continue it with ``fit``; returns its metadata.
+
+        ``check``, when given, is called with the checkpoint's metadata first,
+        to refuse it (by raising) before anything is loaded.  Everything is
+        checked before anything changes: a refused checkpoint leaves the
+        trainer as it was.
+        """
         path = path or os.path.join(self.out_dir, CHECKPOINT)
-        model_state, velocities, meta = read_checkpoint(path)
+        model_state, velocities, meta = read_checkpoint(path, "resume")
+        if check is not None:
+            check(meta)
         if meta["seed"] != self.seed:
-            raise ValueError(f"resume: the checkpoint {path} was trained with seed {meta['seed']}, "
-                             f"but this run has seed {self.seed}")
-        self.model.load_state_dict(model_state)
+            raise CheckpointError(f"resume: the checkpoint {path} was trained with seed {meta['seed']}, "
+                                  f"but this run has seed {self.seed}")
+        try:
+            self.model.load_state_dict(model_state)
+        except (KeyError, ValueError) as error:
+            raise CheckpointError(f"resume: {path} does not fit this model: {error.args[0]}") from None
         self.optimizer.load_state_dict({**meta["optimizer"], "velocities": velocities})
         self.schedule.load_state_dict(meta["schedule"])
         self.epoch, self.step, self.history = meta["epoch"], meta["step"], meta["history"]
+        self.checkpoint_epoch = self.epoch
+        return meta
+
+
+def remove_stale_temporaries(out_dir):
+    """Delete the temporary files in ``out_dir`` whose writer (by its process id) is no longer running."""
+    for name in os.listdir(out_dir):
+        match = TEMPORARY.fullmatch(name)
+        if match and not process_is_running(int(match["pid"])):
+            os.remove(os.path.join(out_dir, name))
+
+
+def process_is_running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def read_loss_and_predictions(loss, logits):
@@ -216,7 +292,9 @@ def write_checkpoint(path, model, model_meta, optimizer_state, schedule_state, e
 
     ``model_meta`` says how to rebuild the model (for VGG: config, width,
     num_classes, input_size, in_channels, scale, dataset, mean, and
-    optionally std and data); ``load_vgg`` reads it back.  With epoch 0 and
+    optionally std and data; train_vgg_a.py adds the class names, a hash of
+    the training data and its settings, which ``--resume`` checks);
+    ``load_vgg`` reads it back.  With epoch 0 and
     a fresh optimiser and schedule it is the checkpoint of a run about to start,
     which is how weights trained elsewhere become evaluable (``examples/import_torchvision.py``).
     """
@@ -231,30 +309,112 @@ def write_checkpoint(path, model, model_meta, optimizer_state, schedule_state, e
     save_arrays(path, arrays)
 
 
+META_TYPES = {"epoch": int, "step": int, "seed": int, "optimizer": dict, "schedule": dict, "history": list,
+              "model": dict}
+OPTIMIZER_KEYS = ("lr", "momentum", "weight_decay")
+SCHEDULE_KEYS = ("best", "epochs_since_best", "decreases", "finished")
+VGG_META_TYPES = {"config": str, "width": numbers.Real, "num_classes": int, "input_size": int, "in_channels": int,
+                  "scale": str, "mean": list}
+
+
+def read_checkpoint(path, command="resume"):
+    """(model state dict, list of velocities or None, metadata) from a checkpoint file, all of it checked.
+
+    ``command`` (resume, warm-start, evaluate) begins every error message,
+    which names the file and what is wrong: not a .npz archive (pickles are
+    refused), no or unreadable ``meta``, missing keys, velocities whose shapes
+    differ from the weights', values that are not finite.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{command}: no checkpoint at {path}")
+    arrays = read_npz(path, command)
+    where = f"{command}: {path}"
+    meta = parse_meta(arrays, where)
+    model_state = {name[len("model/"):]: a for name, a in arrays.items() if name.startswith("model/")}
+    if not model_state:
+        raise CheckpointError(f"{where}: holds no weights (no 'model/...' arrays)")
+    velocities = [arrays.get(f"velocity/{i}") for i in range(len(model_state))]
+    known = {"meta"} | {f"model/{name}" for name in model_state} | {f"velocity/{i}" for i in range(len(model_state))}
+    unknown = sorted(set(arrays) - known)
+    if unknown:
+        raise CheckpointError(f"{where}: unexpected entries {unknown}; a checkpoint holds meta, model/<name> "
+                              f"and velocity/<index> for indices 0..{len(model_state) - 1}")
+    for (name, weight), velocity in zip(model_state.items(), velocities):
+        if velocity is not None and velocity.shape != weight.shape:
+            raise CheckpointError(f"{where}: the velocity of {name} has shape {velocity.shape}, "
+                                  f"but the weight has shape {weight.shape}")
+    named = list(model_state.items()) + [(f"the velocity of {n}", v) for n, v in zip(model_state, velocities)]
+    for name, array in named:
+        problem = None if array is None else value_problem(array)
+        if problem:
+            raise CheckpointError(f"{where}: {name} {problem}")
+    return model_state, velocities, meta
+
+
+def value_problem(array):
+    """What is wrong with the values of a checkpoint array (not floating point, or not finite), or None."""
+    if array.dtype.kind != "f":
+        return f"has dtype {array.dtype}, expected floating point"
+    bad = array.size - int(np.isfinite(array).sum())
+    return f"holds {bad} NaN or infinite values" if bad else None
+
+
+def parse_meta(arrays, where):
+    """The JSON metadata of a checkpoint, with the keys and types ``save_checkpoint`` writes."""
+    if "meta" not in arrays:
+        raise CheckpointError(f"{where}: has no 'meta' entry, so it is not a training checkpoint "
+                              f"(a file written by Module.save holds weights only)")
+    try:
+        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{where}: its 'meta' entry is not JSON text ({error})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{where}: its 'meta' entry should be a JSON object, got {type(meta).__name__}")
+    check_types(meta, META_TYPES, "meta", where)
+    check_keys(meta["optimizer"], OPTIMIZER_KEYS, "meta.optimizer", where)
+    check_keys(meta["schedule"], SCHEDULE_KEYS, "meta.schedule", where)
+    lr = meta["optimizer"]["lr"]
+    if not (isinstance(lr, numbers.Real) and 0 < lr < math.inf):
+        raise CheckpointError(f"{where}: meta.optimizer.lr should be a finite number > 0, got {lr!r}")
+    epochs = [record.get("epoch") if isinstance(record, dict) else None for record in meta["history"]]
+    if epochs != list(range(1, meta["epoch"] + 1)):
+        raise CheckpointError(f"{where}: meta.history should hold the records of epochs 1..{meta['epoch']}, "
+                              f"got epochs {epochs}")
+    return meta
+
+
+def check_types(mapping, types, what, where):
+    """Raise CheckpointError unless ``mapping`` has every key of ``types`` with a value of that type."""
+    check_keys(mapping, types, what, where)
+    for key, kind in types.items():
+        value = mapping[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise CheckpointError(f"{where}: {what}.{key} should be of type {kind.__name__}, got {value!r}")
+
+
+def check_keys(mapping, keys, what, where):
+    missing = [key for key in keys if key not in mapping]
+    if missing:
+        raise CheckpointError(f"{where}: {what} lacks the keys {missing}")
+
+
 def load_vgg(path, command="evaluate", device="cpu"):
-    """The VGG network a checkpoint holds, rebuilt from its metadata, on ``device``, and that metadata."""
-    state, _, meta = read_checkpoint(path)
+    """The VGG network a checkpoint holds, rebuilt from its metadata, and that metadata.
+
+    Used by warm starts and evaluation (``command`` begins every error message).
+    """
+    state, _, meta = read_checkpoint(path, command)
+    where = f"{command}: {path}"
     info = meta["model"]
+    check_types(info, VGG_META_TYPES, "meta.model", where)
     try:
         model = models.vgg(info["config"], info["num_classes"], info["in_channels"], info["input_size"],
                            info["width"])
         model.load_state_dict(state)
     except (KeyError, ValueError) as error:
-        raise ValueError(f"{command}: {path}: the weights do not fit the network its metadata describes: "
-                         f"{error.args[0]}") from None
+        raise CheckpointError(f"{where}: the weights do not fit the network its metadata describes: "
+                              f"{error.args[0]}") from None
     return model.to(device), meta
-
-
-def read_checkpoint(path):
-    """(model state dict, list of velocities or None, metadata) from a checkpoint file."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"resume: no checkpoint at {path}")
-    with np.load(path) as arrays:
-        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
-        model_state = {name[len("model/"):]: arrays[name] for name in arrays.files if name.startswith("model/")}
-        velocities = [arrays[f"velocity/{i}"] if f"velocity/{i}" in arrays.files else None
-                      for i in range(len(model_state))]
-    return model_state, velocities, meta
 
 
 class progress_bar:

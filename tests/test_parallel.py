@@ -1,6 +1,7 @@
 """Data parallel: the paper's claim that a split batch trains exactly like the whole batch."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,8 @@ import pytest
 
 from minivgg import models
 from minivgg.optim import SGD, PlateauSchedule
-from minivgg.parallel import CommunicatorError, InProcessGroup, pack, shard_bounds, unpack
+from minivgg.parallel import (CommunicatorError, InProcessGroup, check_agreement, check_batches_split, pack,
+                              shard_bounds, unpack)
 from minivgg.train import Trainer
 
 HERE = os.path.dirname(__file__)
@@ -105,6 +107,54 @@ def test_a_rank_that_never_arrives_gives_a_clear_error_not_a_hang():
     group = InProcessGroup(2, timeout=1.0)
     with pytest.raises(CommunicatorError, match="rank 0 waited 1 s for the other 1 ranks"):
         group.communicators[0].allreduce_sum(np.ones(3))
+
+
+def run_ranks(size, work):
+    """Run ``work(communicator)`` on every rank of an InProcessGroup in its own thread; (results, errors) by rank."""
+    group = InProcessGroup(size, timeout=30)
+    results, errors = [None] * size, [None] * size
+
+    def run(rank):
+        try:
+            results[rank] = work(group.communicators[rank])
+        except CommunicatorError as error:
+            errors[rank] = str(error)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(size)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    return results, errors
+
+
+def test_ranks_with_other_settings_or_data_are_named():
+    def settings(communicator):
+        rank = communicator.rank
+        check_agreement(communicator, {"--lr": 0.01, "--limit": 100 if rank < 2 else 200,
+                                       "the training data (a hash)": "ab12" if rank != 1 else "ff00"})
+
+    _, errors = run_ranks(3, settings)
+    assert re.search(r"^data parallel: rank 0 of 3 disagrees with other ranks on --limit \(this rank has 100; "
+                     r"ranks \[2\] have another value\); the training data \(a hash\) \(this rank has 'ab12'; "
+                     r"ranks \[1\] have another value\)", errors[0])
+    assert "--limit (this rank has 200; ranks [0, 1] have another value)" in errors[2]
+    assert "--lr" not in errors[1]
+
+
+def test_ranks_that_agree_go_on():
+    results, errors = run_ranks(2, lambda c: check_agreement(c, {"--lr": 0.01, "--scale": "32,48"}) or "ok")
+    assert results == ["ok", "ok"] and errors == [None, None]
+
+
+@pytest.mark.parametrize("samples, batch_size, message", [
+    (65, 64, r"the last batch of each epoch holds 1 samples \(65 samples in batches of 64\), fewer than the 2 ranks"),
+    (1, 64, r"the last batch of each epoch holds 1 samples"),
+    (64, 1, r"a batch of 1 samples cannot be split across 2 ranks"),
+    (64, 32, None),
+    (66, 64, None),
+])
+def test_every_batch_must_give_each_rank_a_sample(samples, batch_size, message):
+    problem = check_batches_split(samples, batch_size, 2)
+    assert problem is None if message is None else re.search(message, problem)
 
 
 def test_drifting_replicas_are_detected(tmp_path):

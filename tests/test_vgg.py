@@ -444,7 +444,7 @@ def test_input_size_must_be_a_multiple_of_32(size):
 
 
 def test_bad_width_and_num_classes():
-    with pytest.raises(ValueError, match=r"width must be positive, got 0"):
+    with pytest.raises(ValueError, match=r"width must be a finite number > 0, got 0"):
         VGG("A", width=0)
     with pytest.raises(ValueError, match=r"num_classes must be a positive integer, got 0"):
         VGG("A", num_classes=0)

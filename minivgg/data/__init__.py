@@ -4,7 +4,7 @@ Images travel as uint8 CHW arrays (channels, height, width) until a
 transform or the loader turns them into float32 batches (N, C, H, W) on the
 0..255 scale. Imports only NumPy, Pillow and the standard library.
 """
-from .datasets import DATASETS, load_split
+from .datasets import DATASETS, dataset_classes, fingerprint, load_split
 from .cifar10 import CIFAR10_CLASSES, cifar10_class_names, load_cifar10, read_cifar_batch
 from .fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist, read_idx
 from .folder import ImageFolder, decode_image
@@ -29,7 +29,7 @@ from .transforms import (
 )
 
 __all__ = [
-    "DATASETS", "load_split",
+    "DATASETS", "dataset_classes", "fingerprint", "load_split",
     "CIFAR10_CLASSES", "cifar10_class_names", "load_cifar10", "read_cifar_batch",
     "FASHION_MNIST_CLASSES", "load_fashion_mnist", "read_idx",
     "ImageFolder", "decode_image",

@@ -11,9 +11,14 @@ Each batch is a pickled dict with
 - ``labels``: a list of 10000 ints in 0..9.
 
 The batches were pickled by Python 2, so their keys load as bytes
-(``b"data"``); both bytes and str keys are accepted. Unpickling can run code:
-only load files from a source you trust.
+(``b"data"``); both bytes and str keys are accepted. A pickle can run any
+code while it loads, so these files are read by a restricted unpickler that
+builds only what a CIFAR batch holds (dicts, lists, numbers, strings, bytes
+and NumPy arrays) and refuses, naming the file, a pickle that asks for
+anything else.
 """
+import codecs
+import importlib
 import os
 import pickle
 
@@ -79,15 +84,56 @@ def read_cifar_batch(path):
 
 
 def _unpickle(path):
-    """Unpickle a CIFAR file, turning a missing or unreadable file into an error naming it."""
+    """Unpickle a CIFAR file, turning a missing, unreadable or refused file into an error naming it."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load_cifar10: missing file {path}")
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
+            return CifarUnpickler(f, encoding="bytes").load()
+    except RefusedPickle as err:
+        raise ValueError(f"load_cifar10: {path} was refused: {err}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
             AttributeError, ImportError, IndexError) as err:
         raise ValueError(f"load_cifar10: {path} is not a readable pickle ({err})") from err
+
+
+class RefusedPickle(pickle.UnpicklingError):
+    """A pickle asked for a Python object that a CIFAR batch never holds."""
+
+
+# The only callables a CIFAR batch needs: NumPy's array reconstruction (under its NumPy 1 and 2 module
+# names; ``_frombuffer`` for protocol 5) and ``_codecs.encode``, which protocol 2 uses for bytes.
+ALLOWED_GLOBALS = {
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds dicts, lists, numbers, strings, bytes and NumPy arrays, and nothing else.
+
+    Every other global (``os.system``, ``builtins.eval``, any class) is
+    refused before it is looked up, so a crafted file runs no code.
+    """
+
+    def find_class(self, module, name):
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise RefusedPickle(f"it asks for {module}.{name}, but a CIFAR batch holds only dicts, lists, numbers, "
+                                f"strings, bytes and NumPy arrays (loading anything else could run code)")
+        if module == "_codecs":
+            return codecs.encode
+        if module == "numpy":
+            return getattr(np, name)
+        return numpy_internal(module.rsplit(".", 1)[1], name)
+
+
+def numpy_internal(module, name):
+    """``numpy._core.<module>.<name>`` (NumPy 2), or ``numpy.core.<module>.<name>`` on NumPy 1."""
+    try:
+        return getattr(importlib.import_module(f"numpy._core.{module}"), name)
+    except ImportError:
+        return getattr(importlib.import_module(f"numpy.core.{module}"), name)
 
 
 def _field(batch, key, path):

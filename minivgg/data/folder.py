@@ -25,6 +25,10 @@ class ImageFolder:
     ``folder.labels`` is an int64 array, so
     ``DataLoader(folder.images, folder.labels, ..., transform=...)`` works.
 
+    ``classes``, when given, is the class list the labels must follow (that
+    of the training folder): the sub-folders of ``root`` must be exactly
+    these, or a ValueError names the differing classes.
+
     A file that cannot be decoded raises ValueError naming it. With
     ``skip_corrupt=True``, every file is decoded once while the folder is
     built and the unreadable ones are left out with a warning naming each;
@@ -32,14 +36,11 @@ class ImageFolder:
     hour for ImageNet: there, clean the folder once instead).
     """
 
-    def __init__(self, root, skip_corrupt=False):
-        if not os.path.isdir(root):
-            raise FileNotFoundError(f"ImageFolder: {root} is not a directory")
+    def __init__(self, root, skip_corrupt=False, classes=None):
         self.root = root
-        self.classes = sorted(
-            d for d in os.listdir(root)
-            if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
-        )
+        self.classes = list_classes(root)
+        if classes is not None:
+            check_same_classes(root, self.classes, list(classes))
         if not self.classes:
             raise ValueError(
                 f"ImageFolder: {root} has no class sub-folders; expected root/<class>/<image>.jpg"
@@ -76,6 +77,22 @@ class _CHWImages:
     def __getitem__(self, index):
         image, _ = self.folder[index]
         return np.ascontiguousarray(image.transpose(2, 0, 1))
+
+
+def list_classes(root):
+    """The sorted names of the class sub-folders of ``root`` (hidden folders left out)."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"ImageFolder: {root} is not a directory")
+    return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+
+
+def check_same_classes(root, found, expected):
+    """Raise a ValueError naming the differences unless the class folders ``found`` in ``root`` are ``expected``."""
+    if found != expected:
+        missing = [name for name in expected if name not in found]
+        extra = [name for name in found if name not in expected]
+        raise ValueError(f"ImageFolder: the class folders of {root} must be the training classes {expected}; "
+                         f"missing {missing}, not among the training classes {extra}")
 
 
 def decode_image(path):

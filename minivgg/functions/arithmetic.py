@@ -8,6 +8,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import get_array_module
+from ..inputs import check_broadcast
 
 
 def mean(x, axis=None, keepdims=False):
@@ -36,7 +37,10 @@ def unbroadcast(grad, shape):
 class Add(Function):
     """y = a + b"""
 
+    name = "add"
+
     def forward(self, a, b):
+        check_broadcast(self.name, a, b)
         self.shapes = a.shape, b.shape
         return a + b
 
@@ -48,7 +52,10 @@ class Add(Function):
 class Sub(Function):
     """y = a - b"""
 
+    name = "subtract"
+
     def forward(self, a, b):
+        check_broadcast(self.name, a, b)
         self.shapes = a.shape, b.shape
         return a - b
 
@@ -59,7 +66,10 @@ class Sub(Function):
 class Mul(Function):
     """y = a * b;  da = g * b,  db = g * a"""
 
+    name = "multiply"
+
     def forward(self, a, b):
+        check_broadcast(self.name, a, b)
         self.a, self.b = a, b
         return a * b
 
@@ -70,7 +80,10 @@ class Mul(Function):
 class Div(Function):
     """y = a / b;  da = g / b,  db = -g * a / b**2"""
 
+    name = "divide"
+
     def forward(self, a, b):
+        check_broadcast(self.name, a, b)
         self.a, self.b = a, b
         return a / b
 

@@ -62,10 +62,12 @@ def labels_for(logits, labels):
     where, labels_where = device_of(logits), device_of(labels)
     if labels_where not in ("cpu", where):
         raise TypeError(f"softmax_cross_entropy: the logits are on {where} but the labels on {labels_where}")
-    if n:
-        xp = get_array_module(labels)
-        low, high = move_array(xp.stack([labels.min(), labels.max()]), "cpu").tolist()
-        if low < 0 or high >= classes:
-            raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {classes}), "
-                             f"got values from {low} to {high}")
+    if n == 0:
+        raise ValueError(f"softmax_cross_entropy: the mean loss of an empty batch is undefined; expected at least "
+                         f"one sample, got logits of shape {tuple(logits.shape)}")
+    xp = get_array_module(labels)
+    low, high = move_array(xp.stack([labels.min(), labels.max()]), "cpu").tolist()
+    if low < 0 or high >= classes:
+        raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {classes}), "
+                         f"got values from {low} to {high}")
     return move_array(labels, where)

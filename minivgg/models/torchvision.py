@@ -12,6 +12,9 @@ The weights expect torchvision's preprocessing, not minivgg's: RGB / 255
 normalised by ImageNet's mean and std (``minivgg.data.torchvision_transform``),
 where minivgg's own nets take 0..255 minus the training mean.
 """
+import os
+import pickle
+
 import numpy as np
 
 from .vgg import DOWNSAMPLING, vgg
@@ -69,12 +72,29 @@ def numpy_state(state_dict_or_path):
 
 
 def read_torch_file(path):
+    """The state dict in a ``.pth`` file, read with ``weights_only=True``: tensors and containers, never code."""
     try:
         import torch
     except ImportError:
         raise ImportError("load_torchvision_state_dict: reading a .pth file needs PyTorch; install its CPU build "
                           "with: pip install torch --index-url https://download.pytorch.org/whl/cpu") from None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load_torchvision_state_dict: no file at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        raise ValueError(f"load_torchvision_state_dict: {path} was refused or is unreadable (torch.load with "
+                         f"weights_only=True: {key_line(error)})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"load_torchvision_state_dict: {path} holds a {type(state).__name__}, expected a state "
+                         f"dict of tensors")
+    return state
+
+
+def key_line(error):
+    """The line of a torch.load error that says what was refused (PyTorch puts advice around it)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    return next((line for line in lines if "GLOBAL" in line), lines[0])
 
 
 def to_numpy(value):

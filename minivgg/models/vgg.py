@@ -16,6 +16,9 @@ The layers sit in two Sequentials named ``features`` and ``classifier`` in
 the same order as torchvision's VGG, so the parameter names match its
 ``vgg11``/``vgg13``/``vgg16``/``vgg19`` one for one.
 """
+import math
+import numbers
+
 import numpy as np
 
 from .. import functional as F
@@ -82,7 +85,7 @@ class VGG(Module):
 
     def __init__(self, config, num_classes=1000, in_channels=3, input_size=224, width=1.0, dtype=np.float32):
         super().__init__()
-        check_config(config, input_size, width, num_classes)
+        check_config(config, input_size, width, num_classes, in_channels, dtype)
         self.config, self.num_classes, self.in_channels = config, num_classes, in_channels
         self.input_size, self.width = input_size, width
         self.features, channels = build_features(config, in_channels, width, dtype)
@@ -126,16 +129,26 @@ def flatten_shape(shape):
     return (shape[0], int(np.prod(shape[1:])))
 
 
-def check_config(config, input_size, width, num_classes):
+def is_integer(value):
+    """True for Python and NumPy integers, but not for booleans."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_config(config, input_size, width, num_classes, in_channels, dtype):
+    """Refuse, naming the argument and its value, a network that could not be built or would compute nothing."""
     if config not in TABLE_1:
         raise ValueError(f"vgg: unknown configuration {config!r}; valid ones are {', '.join(TABLE_1)}")
-    if not isinstance(input_size, int) or input_size < DOWNSAMPLING or input_size % DOWNSAMPLING:
+    if not is_integer(input_size) or input_size < DOWNSAMPLING or input_size % DOWNSAMPLING:
         raise ValueError(f"vgg: input_size must be a positive multiple of {DOWNSAMPLING} (five 2x2 pools), "
                          f"got {input_size!r}")
-    if not width > 0:
-        raise ValueError(f"vgg: width must be positive, got {width!r}")
-    if not (isinstance(num_classes, int) and num_classes >= 1):
+    if not (isinstance(width, numbers.Real) and not isinstance(width, bool) and math.isfinite(width) and width > 0):
+        raise ValueError(f"vgg: width must be a finite number > 0, got {width!r}")
+    if not (is_integer(num_classes) and num_classes >= 1):
         raise ValueError(f"vgg: num_classes must be a positive integer, got {num_classes!r}")
+    if not (is_integer(in_channels) and in_channels >= 1):
+        raise ValueError(f"vgg: in_channels must be a positive integer, got {in_channels!r}")
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"vgg: dtype must be float32 or float64, got {np.dtype(dtype)}")
 
 
 class DenseVGG(Module):
@@ -192,6 +205,9 @@ def vgg(config, num_classes=1000, in_channels=3, input_size=224, width=1.0, init
     ``init='glorot'`` uses Glorot uniform.  Biases start at 0.  ``width``
     scales every channel count and the FC width (1.0 is the paper).
     """
+    check_init(init)
+    if not (is_integer(seed) and seed >= 0):
+        raise ValueError(f"vgg: seed must be a non-negative integer, got {seed!r}")
     model = VGG(config, num_classes, in_channels, input_size, width, dtype)
     initialise(model, init, np.random.default_rng(seed))
     return model
@@ -203,10 +219,14 @@ INITIALISERS = {
 }
 
 
-def initialise(model, scheme, rng):
-    """Weights by ``scheme``, biases zero, in the order of ``named_parameters``."""
+def check_init(scheme):
     if scheme not in INITIALISERS:
         raise ValueError(f"vgg: unknown init {scheme!r}; valid ones are {', '.join(INITIALISERS)}")
+
+
+def initialise(model, scheme, rng):
+    """Weights by ``scheme``, biases zero, in the order of ``named_parameters``."""
+    check_init(scheme)
     for name, parameter in model.named_parameters():
         if name.endswith("bias"):
             init.zeros_(parameter)

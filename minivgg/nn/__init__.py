@@ -2,7 +2,7 @@
 from . import init
 from .layers import (Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential,
                      set_dropout_state)
-from .module import Module, Parameter, save_arrays
+from .module import Module, Parameter, read_npz, save_arrays
 
 __all__ = ["Conv2d", "Dropout", "Flatten", "Linear", "LocalResponseNorm", "MaxPool2d", "Module", "Parameter",
-           "ReLU", "Sequential", "init", "save_arrays", "set_dropout_state"]
+           "ReLU", "Sequential", "init", "read_npz", "save_arrays", "set_dropout_state"]

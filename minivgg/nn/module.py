@@ -7,6 +7,8 @@ dotted names, train/eval mode, saving and loading the weights as plain NumPy
 arrays, and moving them to another device.
 """
 import os
+import zipfile
+import zlib
 from collections import OrderedDict
 
 import numpy as np
@@ -121,6 +123,8 @@ class Module:
         values = {name: np.asarray(state[name]) for name in own}
         wrong = [f"{name} has shape {values[name].shape} in the state dict but {parameter.shape} in the model"
                  for name, parameter in own.items() if values[name].shape != parameter.shape]
+        wrong += [f"{name} holds {count_non_finite(values[name])} non-finite values (NaN or infinity)"
+                  for name in own if count_non_finite(values[name])]
         if wrong:  # checked before anything is copied: a failed load leaves the model as it was
             raise ValueError(f"load_state_dict: {'; '.join(wrong)}")
         for name, parameter in own.items():  # in place: views of a parameter (to_dense) keep sharing it
@@ -132,9 +136,17 @@ class Module:
         save_arrays(path, self.state_dict())
 
     def load(self, path):
-        """Read weights written by ``save``."""
-        with np.load(path) as arrays:
-            return self.load_state_dict({name: arrays[name] for name in arrays.files})
+        """Read weights written by ``save`` (a ``.npz`` archive; pickled objects in it are refused)."""
+        state = read_npz(path, "load")
+        try:
+            return self.load_state_dict(state)
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"load: {path}: {error.args[0]}") from None
+
+
+def count_non_finite(array):
+    """How many entries of a floating-point array are NaN or infinite (0 for other dtypes)."""
+    return int(array.size - np.isfinite(array).sum()) if array.dtype.kind == "f" else 0
 
 
 def check_state_keys(model_name, own, state):
@@ -143,6 +155,45 @@ def check_state_keys(model_name, own, state):
     if missing or extra:
         raise KeyError(f"load_state_dict: the state dict does not fit {model_name}: "
                        f"missing keys {missing}, unexpected keys {extra}")
+
+
+def read_npz(path, what):
+    """Every array of the ``.npz`` archive ``path``, read with pickles refused (a pickle can run code).
+
+    Any problem (no such file, an empty or truncated file, a single ``.npy``
+    array, a pickle, pickled objects inside the archive) raises a ValueError
+    or FileNotFoundError that starts with ``what`` (the command or function
+    reading it) and names the file.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what}: no file at {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"{what}: {path} is a directory, expected a .npz file")
+    with open(path, "rb") as file:
+        head = file.read(8)
+    problem = npz_header_problem(head)
+    if problem:
+        raise ValueError(f"{what}: {path} is not a .npz archive: {problem}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError) as error:
+        reason = (f"it is truncated or damaged ({type(error).__name__}: {error})" if "allow_pickle" not in str(error)
+                  else "it holds pickled Python objects, which are refused because unpickling can run code")
+        raise ValueError(f"{what}: {path} is not a readable .npz archive: {reason}") from None
+
+
+def npz_header_problem(head):
+    """What the first bytes of a file say is wrong with it as a ``.npz`` archive, or None if it is a zip file."""
+    if head.startswith(b"PK"):
+        return None
+    if not head:
+        return "the file is empty (0 bytes)"
+    if head.startswith(b"\x93NUMPY"):
+        return "it holds a single array (.npy); a checkpoint or weights file is a .npz archive of named arrays"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "it is a Python pickle, which is refused because unpickling can run code"
+    return f"it does not start like a zip archive (first bytes {head!r})"
 
 
 def save_arrays(path, arrays):

@@ -20,8 +20,8 @@ class SGD:
         self.parameters = list(parameters)
         if not self.parameters:
             raise ValueError("SGD: got an empty list of parameters")
-        if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0:
-            raise ValueError(f"SGD: expected lr > 0, 0 <= momentum < 1 and weight_decay >= 0, "
+        if not (0 < lr < float("inf") and 0 <= momentum < 1 and 0 <= weight_decay < float("inf")):  # NaN fails too
+            raise ValueError(f"SGD: expected lr > 0, 0 <= momentum < 1 and weight_decay >= 0, all finite, "
                              f"got lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.velocities = [None] * len(self.parameters)

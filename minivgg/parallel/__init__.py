@@ -1,9 +1,10 @@
 """Floor 5: data-parallel training across threads, processes, machines and GPUs."""
 from .communicator import Communicator, CommunicatorError, InProcessGroup, SingleDevice, pack, unpack
-from .data_parallel import allreduce_gradients, check_replicas, checksum, shard_bounds
-from .mpi import MpiCommunicator
+from .data_parallel import (allreduce_gradients, check_agreement, check_batches_split, check_replicas, checksum,
+                            shard_bounds)
+from .mpi import MpiCommunicator, abort_on_error
 from .nccl import NcclCommunicator, NcclInProcessGroup
 
 __all__ = ["Communicator", "CommunicatorError", "InProcessGroup", "MpiCommunicator", "NcclCommunicator",
-           "NcclInProcessGroup", "SingleDevice", "allreduce_gradients", "check_replicas", "checksum", "pack",
-           "shard_bounds", "unpack"]
+           "NcclInProcessGroup", "SingleDevice", "abort_on_error", "allreduce_gradients", "check_agreement",
+           "check_batches_split", "check_replicas", "checksum", "pack", "shard_bounds", "unpack"]

@@ -12,6 +12,9 @@ rank computes it.  Only the order of the floating-point sums differs from
 one device, which is why the results agree to rounding (the paper: "exactly
 the same result").
 """
+import hashlib
+import json
+
 import numpy as np
 
 from ..backend import get_array_module
@@ -53,3 +56,39 @@ def check_replicas(communicator, arrays, step):
     if any(s != sums[0] for s in sums):
         raise CommunicatorError(f"data parallel: the replicas' weights or optimiser state drifted apart by "
                                 f"step {step}: checksums per rank {sums}")
+
+
+def check_agreement(communicator, settings):
+    """Raise CommunicatorError unless every rank has the same ``settings`` ({name: JSON-able value}).
+
+    Each setting is compared by a 48-bit digest (exact in the one float per
+    rank that ``allgather`` carries); the message names every setting that
+    differs, with this rank's value and the ranks that have another one.
+    """
+    differing = []
+    for name, value in settings.items():
+        digests = communicator.allgather(digest(value))
+        if len(set(digests)) > 1:
+            others = [r for r, d in enumerate(digests) if d != digests[communicator.rank]]
+            differing.append(f"{name} (this rank has {value!r}; ranks {others} have another value)")
+    if differing:
+        raise CommunicatorError(f"data parallel: rank {communicator.rank} of {communicator.size} disagrees with "
+                                f"other ranks on {'; '.join(differing)}; every rank must be started with the "
+                                f"same settings and data")
+
+
+def digest(value):
+    """A 48-bit digest of a JSON-able value, as a float (exactly representable)."""
+    text = json.dumps(value, sort_keys=True).encode("utf-8")
+    return float(int.from_bytes(hashlib.sha256(text).digest()[:6], "big"))
+
+
+def check_batches_split(num_samples, batch_size, size, drop_last=False):
+    """A message saying which batch of an epoch gives some of ``size`` ranks no sample, or None if all do."""
+    last = num_samples % batch_size
+    if batch_size < size:
+        return f"a batch of {batch_size} samples cannot be split across {size} ranks"
+    if last and last < size and not drop_last:
+        return (f"the last batch of each epoch holds {last} samples ({num_samples} samples in batches of "
+                f"{batch_size}), fewer than the {size} ranks")
+    return None

@@ -10,14 +10,24 @@ NCCL all-reduces the buffer from device memory (``nccl.py``).
 MPI collectives block forever when a rank has died.  So every collective
 here is started non-blocking (``Iallreduce``, ``Ibarrier``) and polled until
 ``timeout`` seconds have passed, then raises CommunicatorError.
+
+An error on one rank must end the whole job, or the other ranks wait for it
+until their timeout (and a rank that merely returns can then block for good
+in ``MPI_Finalize``).  ``abort_on_error()`` turns any exception on any rank
+into an ``MPI_Abort`` of the job, after printing the rank's message.
 """
+import contextlib
+import os
+import sys
 import time
+import traceback
 
 import numpy as np
 
 from .communicator import DEFAULT_TIMEOUT, Communicator, CommunicatorError
 
 POLL_SECONDS = 0.001
+ABORT_GRACE_SECONDS = 1.0  # time for mpiexec to forward an aborting rank's last lines
 
 
 def import_mpi():
@@ -36,7 +46,11 @@ class MpiCommunicator(Communicator):
         self.MPI = import_mpi()
         self.comm = comm or self.MPI.COMM_WORLD
         self.rank, self.size, self.timeout = self.comm.Get_rank(), self.comm.Get_size(), timeout
-        self.wait(self.comm.Ibarrier(), "set-up")
+        self.barrier("set-up")
+
+    def barrier(self, what):
+        """Wait until every rank has reached this point (CommunicatorError after ``timeout`` seconds)."""
+        self.wait(self.comm.Ibarrier(), f"barrier ({what})")
 
     def wait(self, request, what):
         """Poll a non-blocking request until it completes or ``timeout`` passes."""
@@ -56,3 +70,56 @@ class MpiCommunicator(Communicator):
         gathered = np.zeros(self.size)
         self.wait(self.comm.Iallgather(np.array([value], dtype=np.float64), gathered), "allgather")
         return gathered.tolist()
+
+
+@contextlib.contextmanager
+def abort_on_error():
+    """Within this block, an exception on one rank of an MPI job ends every rank at once (``MPI_Abort``).
+
+    The rank prints its traceback, then one last line naming it and the
+    error, to stderr.  A rank that fails before it has started MPI (a bad
+    flag) starts it only to abort, or the others would wait for it until
+    their timeout.  Outside a job of several ranks nothing changes: the
+    exception propagates as usual.
+    """
+    try:
+        yield
+    except BaseException as error:
+        world = mpi_world() if mpiexec_size() > 1 and not is_clean_exit(error) else None
+        if world is None:
+            raise
+        report(world, error)
+        time.sleep(ABORT_GRACE_SECONDS)  # mpiexec forwards a rank's output asynchronously; the abort would cut it
+        world.Abort(1)
+
+
+def is_clean_exit(error):
+    return isinstance(error, SystemExit) and not error.code
+
+
+def report(world, error):
+    """Print, to stderr, why this rank aborts: the traceback (unless a script's exit said why), then one line."""
+    if isinstance(error, SystemExit):  # a one-line error is its message; argparse has printed its own (status 2)
+        what = error.code if isinstance(error.code, str) else f"exited with status {error.code}"
+    else:
+        traceback.print_exception(type(error), error, error.__traceback__)
+        what = f"{type(error).__name__}: {error}"
+    print(f"rank {world.Get_rank()} of {world.Get_size()}: {what}\nrank {world.Get_rank()}: aborting the MPI job",
+          file=sys.stderr, flush=True)
+
+
+def mpiexec_size():
+    """The number of ranks mpiexec started (MPICH's or Open MPI's environment), 1 outside mpiexec."""
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        if os.environ.get(name, "").isdecimal():
+            return int(os.environ[name])
+    return 1
+
+
+def mpi_world():
+    """``MPI.COMM_WORLD``, starting MPI if this process has not yet; None when mpi4py is missing or MPI finished."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return None
+    return None if MPI.Is_finalized() else MPI.COMM_WORLD

@@ -49,6 +49,9 @@ class NcclCommunicator(Communicator):
     def allgather(self, value):
         return self.mpi.allgather(value)
 
+    def barrier(self, what):
+        self.mpi.barrier(what)
+
 
 class NcclInProcessGroup(InProcessGroup):
     """One communicator per GPU of ``devices``, for one replica thread per GPU in one process."""

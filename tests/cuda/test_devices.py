@@ -139,7 +139,7 @@ def test_this_machine_without_a_gpu(monkeypatch):
 # ---- arrays on different devices in one operation ---------------------------------------------------
 
 @pytest.mark.parametrize("op, name, inputs", [
-    (lambda a, b: a + b, "Add", lambda: (tensor(2, 3), on_gpu(tensor(2, 3)))),
+    (lambda a, b: a + b, "add", lambda: (tensor(2, 3), on_gpu(tensor(2, 3)))),
     (lambda a, b: a @ b, "MatMul", lambda: (on_gpu(tensor(2, 3)), tensor(3, 4))),
     (F.linear, "linear", lambda: (tensor(5, 3), on_gpu(tensor(2, 3)))),
     (F.conv2d, "conv2d", lambda: (tensor(1, 3, 5, 5), on_gpu(tensor(4, 3, 3, 3)))),
@@ -156,13 +156,13 @@ def test_a_model_on_the_gpu_given_a_batch_on_the_cpu():
 
 
 def test_two_gpus_in_one_op():
-    with pytest.raises(TypeError, match=r"^Add: all inputs must be on the same device, got \['cuda:0', 'cuda:1'\]$"):
+    with pytest.raises(TypeError, match=r"^add: all inputs must be on the same device, got \['cuda:0', 'cuda:1'\]$"):
         on_gpu(tensor(2), 0) + on_gpu(tensor(2), 1)
 
 
 @gpu_test
 def test_real_arrays_on_two_devices_in_one_op():
-    with pytest.raises(TypeError, match=r"^Add: all inputs must be on the same device, got \['cpu', 'cuda:0'\]$"):
+    with pytest.raises(TypeError, match=r"^add: all inputs must be on the same device, got \['cpu', 'cuda:0'\]$"):
         tensor(2) + tensor(2).to("cuda")
 
 
