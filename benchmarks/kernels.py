@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_layers import nhwc_view, random_conv_layer
 from minivgg import kernels
 from minivgg.functions.conv import conv2d_backward, conv2d_forward, weight_matrix
 from minivgg.kernels.layout import conv_output_size
@@ -103,11 +104,6 @@ def median_seconds(fn, repeats, warmup):
     return statistics.median(times)
 
 
-def nhwc_view(a):
-    """``a`` (NCHW) as an NCHW view of NHWC memory, as the kernels hand activations on."""
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-
-
 def nbytes(*arrays):
     return sum(np.asarray(a).nbytes for a in arrays)
 
@@ -159,12 +155,7 @@ def vgg_a_layers(size=32, channels=3):
 
 def bench_conv(bench, rng, batch, c, o, side, first, naive, totals):
     shape = f"{c}->{o} @{side}x{side}"
-    x = rng.standard_normal((batch, c, side, side)).astype(np.float32)
-    x = x if first else nhwc_view(x)
-    w = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
-    b = rng.standard_normal(o).astype(np.float32)
-    y, cols = conv2d_forward(x, w, b, 1, 1)
-    dy = nhwc_view(rng.standard_normal(y.shape).astype(np.float32))
+    x, w, b, y, cols, dy = random_conv_layer(rng, batch, c, o, side, first)
 
     m, k = cols.shape
     flops = 2.0 * m * k * o

@@ -127,7 +127,7 @@ class MinivggRunner:
 class TorchRunner:
     def __init__(self, ours, channels_last):
         self.what = ours.what
-        self.model = torch_copy(ours.model, dense=ours.what == "dense")
+        self.model = torch_copy(ours.net, dense=ours.what == "dense")   # the dense net: FC layers as convolutions
         memory = torch.channels_last if channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=memory)
         self.x = torch.from_numpy(ours.x).contiguous(memory_format=memory)

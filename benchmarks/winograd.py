@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from bench_layers import random_conv_layer
 from minivgg import kernels
 from minivgg.functions.conv import (choose_algorithm, conv2d_backward, conv2d_forward, matmul, weight_matrix,
                                     winograd_backward, winograd_forward, winograd_input_grad)
@@ -49,10 +50,6 @@ def conv_layers(width, in_channels, size):
     return layers
 
 
-def nhwc_view(a):
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-
-
 def alternating_medians(functions, repeats, warmup):
     """Median seconds of each function, timed in alternating rounds after ``warmup`` rounds."""
     times = [[] for _ in functions]
@@ -71,12 +68,7 @@ def relative_difference(got, want):
 
 
 def bench_layer(rng, batch, c, o, side, first, repeats, warmup):
-    x = rng.standard_normal((batch, c, side, side)).astype(np.float32)
-    x = x if first else nhwc_view(x)
-    w = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
-    b = rng.standard_normal(o).astype(np.float32)
-    y, cols = conv2d_forward(x, w, b, 1, 1)
-    dy = nhwc_view(rng.standard_normal(y.shape).astype(np.float32))
+    x, w, b, y, cols, dy = random_conv_layer(rng, batch, c, o, side, first)
     K = kernels.active("cpu")
 
     def im2col_dx():
