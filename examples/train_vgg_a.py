@@ -46,7 +46,9 @@ KEPT_ON_RESUME = ("lr", "momentum", "weight_decay")
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=HelpFormatter)
-    parser.add_argument("--config", default="A", choices=list(models.TABLE_1), help="row of the paper's Table 1")
+    parser.add_argument("--config", default="A", choices=list(models.CONFIGS),
+                        help="row of the paper's Table 1, or B-5x5 (section 4.1: B with each pair of 3x3 "
+                             "convolutions replaced by one 5x5)")
     parser.add_argument("--width", type=cli.number(0), default=0.25,
                         help="channel multiplier; 1 is the paper's network")
     parser.add_argument("--epochs", type=cli.integer(1), default=10,

@@ -24,6 +24,8 @@ time.  ``mean`` is the training mean to subtract, and ``std`` an optional
 per-channel divisor after it (torchvision's weights want one: see
 ``minivgg.data.torchvision_normalisation``).
 """
+from collections import Counter
+
 import numpy as np
 
 from .autograd import Tensor, no_grad
@@ -109,27 +111,35 @@ def crop_positions(length, size, grid):
     return [int(round(i * (length - size) / (grid - 1))) for i in range(grid)]
 
 
-def crop_grid(image, size, grid):
-    """The grid x grid ``size`` x ``size`` crops of a CHW image, row by row."""
-    _, height, width = image.shape
-    return [image[:, top:top + size, left:left + size]
-            for top in crop_positions(height, size, grid) for left in crop_positions(width, size, grid)]
+def grid_offsets(height, width, size, grid):
+    """{(top, left): how often the grid x grid crop grid of a height x width image has that crop}.
+
+    Where the image is barely larger than the crop, several grid points
+    round to the same offset (at Q equal to the crop size all grid x grid of
+    them do); such a crop is classified once and counted as often as it occurs.
+    """
+    return Counter((top, left) for top in crop_positions(height, size, grid)
+                   for left in crop_positions(width, size, grid))
 
 
 def multicrop_posteriors(model, images, scale, mean=None, grid=5, flip=True, device="cpu", std=None):
     """Multi-crop evaluation at test scale ``scale``: posteriors averaged over grid x grid crops (x2 flips).
 
-    Crop k of every image (whatever its size) runs in one batch.
+    Images of one rescaled size run as one batch per crop.
     """
     check_scale(model, scale)
-    crops = [crop_grid(image, model.input_size, grid) for image in rescaled(images, scale, mean, std)]
-    total, count = 0.0, 0
-    for position in range(grid * grid):
-        batch = np.stack([image_crops[position] for image_crops in crops])
-        for view in ([batch, batch[:, :, :, ::-1]] if flip else [batch]):
-            total = total + softmax(run(model, np.ascontiguousarray(view), device))
-            count += 1
-    return total / count
+    inputs, size = rescaled(images, scale, mean, std), model.input_size
+    result = [None] * len(inputs)
+    for group in same_shape_groups(inputs):
+        batch = np.stack([inputs[i] for i in group])
+        total = 0.0
+        for (top, left), count in grid_offsets(*batch.shape[2:], size, grid).items():
+            crop = batch[:, :, top:top + size, left:left + size]
+            for view in ([crop, crop[:, :, :, ::-1]] if flip else [crop]):
+                total = total + count * softmax(run(model, np.ascontiguousarray(view), device))
+        for i, row in zip(group, total / (grid * grid * (2 if flip else 1))):
+            result[i] = row
+    return np.stack(result)
 
 
 def single_posteriors(model, images, scale, mean=None, device="cpu", std=None):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from minivgg import Tensor, data, models, no_grad
-from minivgg.evaluate import (METHODS, check_fusable, crop_positions, dense_posteriors, fuse, multicrop_posteriors,
-                              posteriors, protocol_scales, rescale_batch)
+from minivgg.evaluate import (METHODS, check_fusable, crop_positions, dense_posteriors, fuse, grid_offsets,
+                              multicrop_posteriors, posteriors, protocol_scales, rescale_batch)
 from minivgg.kernels.loss import softmax
 from minivgg.metrics import top_k_error
 
@@ -55,6 +55,17 @@ def test_multicrop_averages_the_crops_it_says(net):
     crops = [batch[:, :, t:t + 32, l:l + 32] for t in (0, 8) for l in (0, 8)]
     expected = np.mean([plain_posteriors(net, np.ascontiguousarray(c)) for c in crops], axis=0)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_a_crop_the_grid_repeats_runs_once_and_counts_as_often_as_it_occurs(net):
+    assert crop_positions(34, 32, 5) == [0, 0, 1, 2, 2]
+    assert grid_offsets(34, 34, 32, 5)[(0, 2)] == 4 and len(grid_offsets(34, 34, 32, 5)) == 9
+    assert grid_offsets(32, 32, 32, 5) == {(0, 0): 25}
+    x = images(2, size=34)
+    batch = rescale_batch(x, 34, None).astype(np.float64)
+    crops = [batch[:, :, t:t + 32, l:l + 32] for t in crop_positions(34, 32, 5) for l in crop_positions(34, 32, 5)]
+    expected = np.mean([plain_posteriors(net, np.ascontiguousarray(c)) for c in crops], axis=0)
+    np.testing.assert_allclose(multicrop_posteriors(net, x, 34, grid=5, flip=False), expected, rtol=1e-6)
 
 
 def test_the_flip_of_a_mirror_symmetric_image_gives_the_same_posteriors(net):

@@ -25,6 +25,8 @@ STAGES = {
     "E": [[3, 3], [3, 3], [3, 3, 3, 3], [3, 3, 3, 3], [3, 3, 3, 3]],
 }
 CONFIGS = list(STAGES)
+# Section 4.1's variant of B: each of B's pairs of 3x3 convolutions becomes one 5x5.
+VARIANT_STAGES = {"B-5x5": [[5], [5], [5], [5], [5]]}
 STAGE_CHANNELS = [64, 128, 256, 512, 512]
 PAPER_PARAMETERS = {"A": 132_863_336, "A-LRN": 132_863_336, "B": 133_047_848, "C": 133_638_952,
                     "D": 138_357_544, "E": 143_667_240}
@@ -38,7 +40,7 @@ def width_of(channels, width):
 def expected_layers(config, num_classes=1000, in_channels=3, input_size=224, width=1.0):
     """The layer sequence of Table 1, as tuples: features, then classifier."""
     features, channels = [], in_channels
-    for stage, kernels in enumerate(STAGES[config]):
+    for stage, kernels in enumerate({**STAGES, **VARIANT_STAGES}[config]):
         for index, kernel in enumerate(kernels):
             out = width_of(STAGE_CHANNELS[stage], width)
             features += [("conv", channels, out, kernel, kernel // 2), ("relu",)]
@@ -206,6 +208,17 @@ def test_paper_and_glorot_differ():
 def test_unknown_init_is_a_clear_error():
     with pytest.raises(ValueError, match=r"unknown init 'he'; valid ones are paper, glorot"):
         vgg("A", **SMALL, init="he")
+
+
+def test_b_5x5_is_b_with_each_pair_of_3x3_convolutions_made_one_5x5():
+    assert all(kernels == [3, 3] for kernels in STAGES["B"])
+    model = VGG("B-5x5")
+    features, classifier = expected_layers("B-5x5")
+    assert [describe(layer) for layer in model.features] == features
+    assert [describe(layer) for layer in model.classifier] == classifier
+    assert model.num_parameters() == expected_parameters("B-5x5") == 134_503_528
+    small = vgg("B-5x5", **SMALL, in_channels=1)
+    assert small(random_input((2, 1, 32, 32))).shape == (2, 10)
 
 
 # --- warm start ----------------------------------------------------------------------------
