@@ -12,13 +12,13 @@ the same machine; the table gives medians, min-max, and the ratio of
 speeds (PyTorch's median time over minivgg's: above 1, minivgg is faster).
 PyTorch runs in its default NCHW layout and in channels_last; the better of
 the two is the reference.  Peak memory is measured in separate processes
-(``--memory``), as the growth of the resident set over the process after
-its imports.  Results: ``--out`` (default benchmarks/results/vs_pytorch.md).
+(``--memory``), as the growth of the peak resident set over the process
+after its imports.  Results: ``--out`` (default benchmarks/results/vs_pytorch.md).
 """
 import argparse
+import gc
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -215,22 +215,41 @@ def bench_layers(rounds, warmup, batch=64):
 
 # ---- peak memory, in a process of its own ------------------------------------------------------------
 
-def rss_mib():
-    """This process's peak resident set so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def status_mib(field):
+    """A field of /proc/self/status (VmRSS: the resident set now; VmHWM: its peak), in MiB."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"vs_pytorch --memory: /proc/self/status has no {field}")
+
+
+def reset_peak_rss():
+    """Make the peak resident set (VmHWM) start again from the current one (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as clear_refs:
+        clear_refs.write("5")
 
 
 def measure_memory(name, library, steps=2):
-    """Peak memory growth (MiB) of ``steps`` steps of ``library`` on configuration ``name``; printed."""
+    """Peak memory growth (MiB) of ``steps`` steps of ``library`` on configuration ``name``; printed.
+
+    The peak of the imports (PyTorch's loading) is forgotten first, so that
+    what is left is the network, its data and its steps.  PyTorch's copy is
+    made from minivgg's network, which is then deleted; the peak of the
+    moment when both existed is forgotten too.
+    """
     config, width, channels, size, batch, what = CONFIGS[name]
-    base = rss_mib()
+    reset_peak_rss()
+    base = status_mib("VmRSS")
     ours = MinivggRunner(config, width, channels, size, batch, what)
     runner = ours if library == "minivgg" else TorchRunner(ours, library == "torch-channels_last")
     if runner is not ours:
         del ours.model, ours.optimizer, ours.net
+        gc.collect()
+        reset_peak_rss()
     for _ in range(steps):
         runner.step()
-    print(f"{rss_mib() - base:.0f}")
+    print(f"{status_mib('VmHWM') - base:.0f}")
 
 
 def memory_in_subprocess(name, library):

@@ -10,13 +10,15 @@ Function that made it, and so the whole computation is recorded as a graph.
 ``loss.backward()`` walks that graph once, from the loss to the leaves, in reverse
 topological order, so that every tensor has received the gradient of all its uses
 before it passes its own on.  Leaves accumulate theirs in ``.grad``; the graph is freed.
+The graph holds a ``Node`` for each result, not the result's data: an intermediate
+array lives only as long as the code using it, or a Function that saved it, holds it.
 """
 import contextlib
 
 import numpy as np
 
-from .backend import device_of, get_array_module, move_array
-from .inputs import check_inputs, constant_array, numeric_array
+from .backend import device_of, move_array
+from .inputs import check_inputs, constant_array, initial_gradient, numeric_array
 from .kernels import workspace
 
 _recording = True
@@ -51,7 +53,10 @@ class Tensor:
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"Tensor: only floating-point tensors can require a gradient, got dtype {data.dtype}")
         self.data, self.grad, self.requires_grad = data, None, requires_grad
-        self.creator = None  # the Function whose output this is, or None for a leaf
+        self._node = None  # set when a recorded Function makes this tensor
+
+    node = property(lambda self: self._node or self)  # what the graph holds of it: a leaf is its own node
+    creator = property(lambda self: self._node and self._node.creator)  # the Function that made it, or None
 
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
@@ -89,17 +94,8 @@ class Tensor:
         ``grad`` defaults to 1 for a one-element tensor.  The graph is freed
         afterwards: a second ``backward()`` through it raises an error.
         """
-        if grad is None and self.size != 1:
-            raise ValueError(f"backward: a gradient is needed for a non-scalar tensor of shape {self.shape}")
-        xp = get_array_module(self.data)
-        grad = xp.ones_like(self.data) if grad is None else xp.asarray(grad, dtype=self.dtype)
-        if grad.shape != self.shape:
-            raise ValueError(f"backward: gradient shape {grad.shape} does not match tensor shape {self.shape}")
-        if not self.requires_grad:
-            raise RuntimeError("backward: this tensor does not require a gradient and was not made by an "
-                               "operation that does")
-        grads = {id(self): grad}
-        for tensor in reversed(topological_order(self)):
+        grads = {id(self.node): initial_gradient(self, grad)}
+        for tensor in reversed(topological_order(self.node)):
             grad = grads.pop(id(tensor), None)
             if grad is None:  # every use of this tensor returned no gradient
                 continue
@@ -141,9 +137,14 @@ class Tensor:
     def __getitem__(self, index): return arithmetic.GetItem.apply(self, index=index)
 
 
+class Node:
+    """A recorded result in the graph: the Function that made it (``creator``), not its data."""
+    requires_grad = True
+    def __init__(self, creator): self.creator = creator  # noqa: E704
+
 
 def topological_order(root):
-    """Every tensor that ``root`` depends on through recorded Functions, inputs first."""
+    """Every node (leaf tensor or Node) that ``root`` depends on through recorded Functions, inputs first."""
     order, visited, stack = [], set(), [(root, False)]
     while stack:  # iterative depth-first search: deep nets do not hit Python's recursion limit
         tensor, expanded = stack.pop()
@@ -169,15 +170,14 @@ def parents(tensor):
 class Function:
     """One differentiable operation.
 
-    Subclasses define ``forward(self, *arrays, **options)`` and
-    ``backward(self, grad)``, both on raw arrays; ``backward`` returns one
-    gradient (or None) per tensor input, a different array for each (a leaf
-    may keep the array it gets as its ``.grad``).  Call ``SubClass.apply(...)``;
+    Subclasses define ``forward(self, *arrays, **options)`` and ``backward(self, grad)``, both on
+    raw arrays; ``backward`` returns one gradient (or None) per tensor input, a different array for
+    each (a leaf may keep the array it gets as its ``.grad``).  Call ``SubClass.apply(...)``;
     ``name`` is how error messages call the operation.
     """
 
     name = None
-    inputs = None  # the input Tensors, set when the call is recorded; None again once freed
+    inputs = None  # the inputs' nodes, set when the call is recorded; None again once freed
 
     @classmethod
     def apply(cls, *inputs, **options):
@@ -188,8 +188,8 @@ class Function:
         function = cls()
         output = Tensor(function.forward(*arrays, **options))
         if _recording and any(t is not None and t.requires_grad for t in tensors):
-            function.inputs = [t if t is not None else Tensor(a) for t, a in zip(tensors, arrays)]
-            output.requires_grad, output.creator = True, function
+            function.inputs = [t.node if t is not None else Tensor(a) for t, a in zip(tensors, arrays)]
+            output.requires_grad, output._node = True, Node(function)
         return output
 
     def free(self):

@@ -65,3 +65,17 @@ def check_broadcast(name, a, b):
     except ValueError:
         raise ValueError(f"{name}: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast together "
                          f"(each trailing dimension must be equal, or 1 in one of them)") from None
+
+
+def initial_gradient(tensor, grad):
+    """The gradient that ``tensor.backward(grad)`` starts from: ``grad`` as an array, or 1 for one element."""
+    if grad is None and tensor.size != 1:
+        raise ValueError(f"backward: a gradient is needed for a non-scalar tensor of shape {tensor.shape}")
+    xp = get_array_module(tensor.data)
+    grad = xp.ones_like(tensor.data) if grad is None else xp.asarray(grad, dtype=tensor.dtype)
+    if grad.shape != tensor.shape:
+        raise ValueError(f"backward: gradient shape {grad.shape} does not match tensor shape {tensor.shape}")
+    if not tensor.requires_grad:
+        raise RuntimeError("backward: this tensor does not require a gradient and was not made by an "
+                           "operation that does")
+    return grad

@@ -1,6 +1,7 @@
 """The autograd engine: graphs with shared nodes, broadcasting, the tensor ops, no_grad, freeing,
 accumulation, dtypes and very deep graphs."""
 import operator
+import weakref
 
 import numpy as np
 import pytest
@@ -175,6 +176,18 @@ def test_no_grad_restores_recording_after_an_exception():
 def test_constants_are_not_recorded():
     y = Tensor(np.ones(3)) * 2.0
     assert y.creator is None and not y.requires_grad
+
+
+def test_the_graph_does_not_keep_an_intermediate_result_alive():
+    """ReLU saves its output, not its input: once the code drops the input, its array is freed."""
+    x = Tensor(np.array([-1.0, 2.0, 3.0]), requires_grad=True)
+    hidden = x * 3.0
+    freed = weakref.ref(hidden.data)
+    loss = F.relu(hidden).sum()
+    del hidden
+    assert freed() is None
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 3.0, 3.0])
 
 
 def test_second_backward_on_a_freed_graph_raises():

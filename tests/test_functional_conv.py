@@ -3,6 +3,7 @@ float32 against float64, and the same answer whatever memory layout the input ha
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given
 
 import minivgg.functional as F
@@ -95,16 +96,28 @@ def test_an_input_that_needs_no_gradient_skips_dx_but_keeps_dw_and_db():
     np.testing.assert_array_equal(grads[0][2], grads[1][2])
 
 
-def test_columns_made_again_in_the_backward_give_the_same_gradients(monkeypatch):
-    """Large im2col matrices are not kept for the backward: recomputing them changes nothing."""
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
+@pytest.mark.parametrize("images_per_chunk", [1, 2])
+def test_columns_made_again_in_the_backward_give_the_same_gradients(monkeypatch, algorithm, images_per_chunk):
+    """Large im2col matrices are not kept for the backward, which makes them again a chunk of images at a time.
+
+    The input gradient of an image does not depend on the others: it is the same
+    bit for bit.  dW and db become sums over the chunks, so they agree to float64
+    rounding (relative 1e-12: a few sums in another order).
+    """
     import minivgg.functions.conv as conv_module
     rng = np.random.default_rng(3)
-    x, w = rng.standard_normal((2, 5, 9, 9)), rng.standard_normal((4, 5, 3, 3))
+    x, w = rng.standard_normal((3, 5, 9, 9)), rng.standard_normal((4, 5, 3, 3))
+    b, dy = rng.standard_normal(4), rng.standard_normal((3, 4, 9, 9))
+    per_image = 9 * 9 * 3 * 3 * 5 * 8  # one image's columns, in bytes
     grads = []
-    for limit in (conv_module.KEEP_COLUMNS_BYTES, 0):
+    for limit in (conv_module.KEEP_COLUMNS_BYTES, images_per_chunk * per_image):
         monkeypatch.setattr(conv_module, "KEEP_COLUMNS_BYTES", limit)
-        xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
-        F.conv2d(xt, wt, padding=1).backward(np.ones((2, 4, 9, 9)))
-        grads.append((xt.grad, wt.grad))
-    for kept, recomputed in zip(*grads):
-        assert np.array_equal(kept, recomputed)
+        xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, b))
+        with conv_module.use_algorithm(algorithm):
+            F.conv2d(xt, wt, bt, padding=1).backward(dy)
+        grads.append((xt.grad, wt.grad, bt.grad))
+    (dx, dw, db), (dx_chunked, dw_chunked, db_chunked) = grads
+    assert np.array_equal(dx, dx_chunked)
+    np.testing.assert_allclose(dw_chunked, dw, rtol=1e-12)
+    np.testing.assert_allclose(db_chunked, db, rtol=1e-12)

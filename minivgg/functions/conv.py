@@ -42,6 +42,7 @@ import contextlib
 
 from ..autograd import Function
 from ..kernels import kernels_for
+from ..kernels import workspace
 from ..kernels.workspace import matmul
 from ..kernels.layout import array_module, conv_output_size, to_nchw, to_nhwc
 from ..kernels.winograd import winograd_filter_transform
@@ -191,7 +192,35 @@ def winograd_backward(dy, x, w, input_grad=True):
 # Columns larger than this are not kept for the backward but made again from the input there: at
 # 224x224 they would hold about 850 MB per VGG-A step (9x the input of each layer), while making them
 # again costs one im2col, a few percent of the layer's time.  Smaller ones (every layer at 32x32) are kept.
+# The backward that makes them again goes a few images at a time, so that it too holds at most this
+# much of columns (and as much of their gradient) at once.
 KEEP_COLUMNS_BYTES = 64 * 2 ** 20
+
+
+def columns_bytes_per_image(x_shape, w_shape, stride, padding, itemsize):
+    _, c, h, wd = x_shape
+    _, _, kh, kw = w_shape
+    return conv_output_size(h, kh, stride, padding) * conv_output_size(wd, kw, stride, padding) * kh * kw * c * itemsize
+
+
+def backward_in_chunks(backward, dy, x, images_per_chunk, input_grad):
+    """``backward(dy, x) -> (dx, dw, db)`` run on chunks of the batch: dx is put together, dW and db summed."""
+    n, c, h, w = x.shape
+    if images_per_chunk >= n:
+        return backward(dy, x)
+    dx_nhwc = workspace.empty((n, h, w, c), x.dtype, like=x) if input_grad else None
+    dw = db = None
+    for start in range(0, n, images_per_chunk):
+        part = slice(start, start + images_per_chunk)
+        part_dx, part_dw, part_db = backward(dy[part], x[part])
+        if input_grad:
+            dx_nhwc[part] = to_nhwc(part_dx)
+        if dw is None:
+            dw, db = part_dw, part_db
+        else:
+            dw += part_dw
+            db += part_db
+    return (to_nchw(dx_nhwc) if input_grad else None), dw, db
 
 
 class Conv2d(Function):
@@ -211,15 +240,23 @@ class Conv2d(Function):
 
     def backward(self, grad):
         input_grad = self.inputs[0].requires_grad
-        if self.algorithm == "winograd":
-            dx, dw, db = winograd_backward(grad, self.x, self.w, input_grad)
-        else:
-            kh, kw = self.w.shape[2:]
-            cols = self.cols if self.x is None else kernels_for(self.x).im2col(self.x, kh, kw, self.stride,
-                                                                                self.padding)
-            dx, dw, db = conv2d_backward(grad, self.x_shape, cols, self.w, self.stride, self.padding,
+        if self.cols is not None:
+            dx, dw, db = conv2d_backward(grad, self.x_shape, self.cols, self.w, self.stride, self.padding,
                                          input_grad=input_grad)
+        else:
+            per_image = columns_bytes_per_image(self.x_shape, self.w.shape, self.stride, self.padding,
+                                                self.x.dtype.itemsize)
+            dx, dw, db = backward_in_chunks(lambda dy, x: self.backward_from_input(dy, x, input_grad), grad,
+                                            self.x, max(1, KEEP_COLUMNS_BYTES // per_image), input_grad)
         return (dx, dw, db)[:len(self.inputs)]
+
+    def backward_from_input(self, dy, x, input_grad):
+        """``(dx, dw, db)`` for images ``x`` and their output gradient ``dy``, the columns made again."""
+        if self.algorithm == "winograd":
+            return winograd_backward(dy, x, self.w, input_grad)
+        kh, kw = self.w.shape[2:]
+        cols = kernels_for(x).im2col(x, kh, kw, self.stride, self.padding)
+        return conv2d_backward(dy, x.shape, cols, self.w, self.stride, self.padding, input_grad=input_grad)
 
 
 def conv2d(x, w, b=None, stride=1, padding=0):
