@@ -20,7 +20,8 @@ Q in {32, 40} (the evaluation study's best method: ``evaluate_vgg.py
 Everything goes under ``--out``, one folder per run (train.out, log.jsonl,
 checkpoint.npz, result.json, evaluation.json, times.json).  The study is
 resumable: a run with a result.json is not trained again, one with only a
-checkpoint is resumed, one with an evaluation.json is not evaluated again.
+checkpoint is resumed, one with an evaluation.json is not evaluated again
+(``--train-only`` trains every net first; the evaluations then follow).
 With ``--jobs 2`` two runs go at once with one thread each (on 2 cores
 about 1.3x the throughput of one run with two threads).  At the end the
 table (``depth_study_table.md`` in ``--out``) is printed.
@@ -61,6 +62,8 @@ def parse_args(argv=None):
     parser.add_argument("--grid", type=int, default=5, help="multi-crop grid per side (the paper: 5)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once; above 1, one thread each")
     parser.add_argument("--only", help="comma-separated run names to do (default: all; a warm start needs A)")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train, but evaluate nothing (a later study without this flag evaluates)")
     parser.add_argument("--report", action="store_true", help="only print and write the table")
     args = parser.parse_args(argv)
     names = [name for name, *_ in RUNS]
@@ -157,7 +160,8 @@ def run_study(args):
         finally:
             if name == "A":
                 net_a_done.set()
-        evaluate(args, name)
+        if not args.train_only:
+            evaluate(args, name)
         print(f"depth study: {name} done", flush=True)
 
     if "A" not in args.only:

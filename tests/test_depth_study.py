@@ -96,6 +96,15 @@ def test_a_run_cut_short_is_resumed_and_an_unevaluated_one_is_evaluated(tmp_path
     assert set(times) == {"train", "evaluate"} and times["train"][0]["seconds"] >= 0
 
 
+def test_train_only_trains_and_a_later_study_evaluates(tmp_path, scripts):
+    depth_study.main(["--out", str(tmp_path), "--only", "A,B-warm", "--train-only"])
+    assert scripts.runs_trained() == ["A", "B-warm"] and len(scripts.commands) == 2
+    scripts.commands.clear()
+    depth_study.main(["--out", str(tmp_path), "--only", "A,B-warm"])
+    assert scripts.runs_trained() == [] and [c[1] for c in scripts.commands] == [depth_study.EVALUATE] * 2
+    assert "| — |" not in (tmp_path / "depth_study_table.md").read_text()
+
+
 def test_the_table_has_a_row_per_finished_run_with_its_errors(tmp_path, scripts):
     depth_study.main(["--out", str(tmp_path), "--only", "A,E,B-5x5"])
     table = (tmp_path / "depth_study_table.md").read_text()
