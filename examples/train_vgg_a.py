@@ -159,7 +159,10 @@ def build_model(args, num_classes, in_channels):
     model = models.vgg(args.config, num_classes, in_channels, args.train_size, args.width, args.init, args.seed)
     if args.warm_start:
         shallow, _ = load_vgg(args.warm_start, "warm-start")
-        models.warm_start(model, shallow)
+        try:
+            models.warm_start(model, shallow)
+        except ValueError as error:  # e.g. B-5x5's 5x5 kernels cannot take A's 3x3 ones
+            fail(f"--warm-start {args.warm_start}: {error}")
     return model.to(args.device)
 
 

@@ -164,6 +164,14 @@ def test_train_settings_that_do_not_fit_the_data(folder, tmp_path, change, kind,
     assert not (tmp_path / "log.jsonl").exists()  # refused before training
 
 
+def test_a_warm_start_into_a_net_of_other_kernel_sizes_is_a_one_line_error(folder, run_dir, tmp_path):
+    message = (r"error: --warm-start .*checkpoint.npz: warm_start: cannot copy net A's features.0 .* into "
+               r"features.0 .*weight shapes \(4, 3, 3, 3\) and \(4, 3, 5, 5\) differ")
+    with pytest.raises(SystemExit, match=message):
+        TRAIN.main(tiny_run(folder, tmp_path, ("--config", "B-5x5"), ("--warm-start", str(run_dir / "checkpoint.npz"))))
+    assert not (tmp_path / "log.jsonl").exists()
+
+
 @pytest.mark.parametrize("change, message", [
     (("--scale", "32,40"), r"--scale '32' -> '32,40'"),
     (("--limit", "24"), r"--limit 32 -> 24"),
