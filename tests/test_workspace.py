@@ -28,10 +28,24 @@ def test_empty_like_keeps_the_memory_order():
 
 
 def test_free_buffers_beyond_the_limit_are_dropped(monkeypatch):
-    monkeypatch.setattr(workspace, "LIMIT_BYTES", workspace.pooled_bytes() + 3 * 8100)
-    for length in range(1000, 1010):   # ten shapes of about 8 KB, each released at once
-        workspace.take((length,), np.float64)
+    monkeypatch.setattr(workspace, "LIMIT_BYTES", workspace.pooled_bytes() + 3 * 2 ** 16)
+    for power in range(10, 20):   # ten sizes, each in a size class of its own, each released at once
+        workspace.take((2 ** power,), np.uint8)
     assert workspace.pooled_bytes() <= workspace.LIMIT_BYTES
+
+
+def test_size_classes_are_at_most_a_quarter_larger_than_the_request():
+    for nbytes in [1, 64, 65, 1000, 4096, 4097, 5120, 5121, 123_456_789]:
+        size = workspace.size_class(nbytes)
+        assert nbytes <= size and (size <= 64 or size <= 1.25 * nbytes)
+
+
+def test_a_released_buffer_serves_another_shape_of_about_its_size():
+    first = workspace.take((64, 100), np.float32)          # 25,600 bytes: the 28,672-byte class
+    address = first.ctypes.data
+    del first
+    other = workspace.take((7, 1000), np.float32)          # 28,000 bytes: the same class
+    assert other.ctypes.data == address and other.shape == (7, 1000) and other.dtype == np.float32
 
 
 def test_steps_that_reuse_buffers_give_the_same_result_as_the_first():
