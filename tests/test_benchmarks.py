@@ -50,7 +50,8 @@ def test_winograd_benchmark_quick_mode_checks_and_times_every_vgg_a_convolution(
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = [[cell.strip() for cell in line.split("|")] for line in result.stdout.splitlines() if " | " in line]
-    assert rows[0][:3] == ["width", "layer", "max rel diff"] and "step speed" in rows[0]
+    assert rows[0][:3] == ["width", "layer", "max rel diff"] and "step speed" in rows[0] and "mixed speed" in rows[0]
     assert len(rows) == 2 + 16   # VGG-A's eight convolutions at widths 1 and 0.25
     assert all(float(row[2]) <= 1e-5 for row in rows[2:])          # checked against im2col before timing
-    assert {row[-1] for row in rows[2:]} == {"im2col", "winograd"}  # the rule picks both somewhere
+    # the rule picks each algorithm somewhere, and Winograd's input gradient below its forward
+    assert {row[-1] for row in rows[2:]} == {"im2col / im2col", "im2col / winograd", "winograd / winograd"}

@@ -25,7 +25,7 @@ import minivgg.functional as F
 from minivgg import Tensor, gradcheck
 from minivgg.functions import conv as conv_module
 from minivgg.functions.conv import (choose_algorithm, conv2d_backward, conv2d_forward, set_algorithm, use_algorithm,
-                                    winograd_backward, winograd_forward, winograd_input_grad)
+                                    winograd_forward, winograd_input_grad)
 from minivgg.kernels.winograd import winograd_filter_transform
 
 FLOAT64_RTOL = 1e-10
@@ -65,10 +65,11 @@ def test_float64_forward_and_input_gradient_match_im2col(layer):
 
 
 @given(layers())
-def test_the_whole_winograd_backward_matches_im2col(layer):
+def test_the_whole_backward_with_a_winograd_input_gradient_matches_im2col(layer):
     x, w, _, dy = layer
     _, cols = conv2d_forward(x, w, None, 1, 1)
-    for got, want in zip(winograd_backward(dy, x, w), conv2d_backward(dy, x.shape, cols, w, 1, 1)):
+    for got, want in zip(conv2d_backward(dy, x.shape, cols, w, 1, 1, input_grad="winograd"),
+                         conv2d_backward(dy, x.shape, cols, w, 1, 1)):
         assert relative_error(got, want) <= FLOAT64_RTOL
 
 
@@ -100,6 +101,18 @@ def test_gradients_through_conv2d_with_winograd_forced_match_central_differences
         assert gradcheck(lambda *t: F.conv2d(*t, padding=1), *(Tensor(a, requires_grad=True) for a in (x, w, b)))
 
 
+def test_the_rule_picks_the_forward_and_the_input_gradient_apart():
+    """A mid-width layer: im2col's forward (its columns serve dW) and Winograd's input gradient."""
+    mid, narrow = ((8, 64, 8, 8), (64, 64, 3, 3)), ((8, 16, 8, 8), (32, 16, 3, 3))
+    assert choose_algorithm(*mid, 1, 1) == "im2col"
+    assert choose_algorithm(*mid, 1, 1, part="input_grad") == "winograd"
+    assert choose_algorithm(*narrow, 1, 1, part="input_grad") == "im2col"
+    with use_algorithm("im2col"):
+        assert choose_algorithm(*mid, 1, 1, part="input_grad") == "im2col"
+    with use_algorithm("winograd"):
+        assert choose_algorithm(*narrow, 1, 1, part="input_grad") == "winograd"
+
+
 def test_forcing_an_algorithm_for_a_block_and_for_the_process():
     wide, narrow = ((8, 256, 8, 8), (256, 256, 3, 3)), ((8, 16, 8, 8), (32, 16, 3, 3))
     assert choose_algorithm(*wide, 1, 1) == "winograd" and choose_algorithm(*narrow, 1, 1) == "im2col"
@@ -118,6 +131,8 @@ def test_forcing_an_algorithm_for_a_block_and_for_the_process():
         assert choose_algorithm(*narrow, 1, 1) == "winograd"
     finally:
         set_algorithm("auto")
+    with pytest.raises(ValueError, match=r"conv2d: expected part 'forward' or 'input_grad', got 'dw'"):
+        choose_algorithm(*wide, 1, 1, part="dw")
     with pytest.raises(ValueError, match=r"conv2d: expected an algorithm in \['auto', 'im2col', 'winograd'\], "
                                          r"got 'fft'"):
         use_algorithm("fft").__enter__()

@@ -33,10 +33,11 @@ and y = output transform of M.  The input gradient of a 3x3, stride-1,
 padding-1 convolution is itself one: dx = conv(dy, w') with
 w'[c, o, u, v] = w[o, c, 2 - u, 2 - v] (the filters flipped, in and out
 channels swapped), so it runs through the same three steps.  The weight
-gradient stays dW = dY.T @ cols, with the im2col done in the backward.
-``choose_algorithm`` picks one per layer (the rule and its measurements are
-next to it); ``use_algorithm("im2col" | "winograd" | "auto")`` forces one for
-a block of code, ``set_algorithm`` for the process.
+gradient stays dW = dY.T @ cols, with the im2col done in the backward when
+the forward did not make it.  ``choose_algorithm`` picks one per layer for
+the forward and one for the input gradient (the rule and its measurements
+are next to it); ``use_algorithm("im2col" | "winograd" | "auto")`` forces one
+for both, for a block of code, ``set_algorithm`` for the process.
 """
 import contextlib
 
@@ -80,37 +81,42 @@ def winograd_applies(w_shape, stride, padding):
     return tuple(w_shape[2:]) == (3, 3) and stride == 1 and padding == 1
 
 
-# The 'auto' rule, from benchmarks/winograd.py (benchmarks/results/winograd.txt: VGG-A at 32x32, batch 64,
-# float32, 2 cores, two runs at a load average of 2 to 3).  Winograd saves GEMM work in proportion to C*O per
-# pixel and adds transform work in proportion to C + O, so what decides is C*O / (C + O), half the harmonic
-# mean of C and O.  Forward plus backward ("step"), im2col's time over Winograd's, run 1 / run 2:
+# The 'auto' rule, from benchmarks/winograd.py (benchmarks/results/winograd.txt: VGG-A at widths 1 and 0.25
+# and VGG-D at width 1, 32x32, batch 64, float32, 2 cores, quiet).  Winograd saves GEMM work in proportion
+# to C*O per pixel and adds transform work in proportion to C + O, so what decides is C*O / (C + O), half
+# the harmonic mean of C and O.  The forward and the input gradient are chosen apart: a Winograd forward
+# leaves no columns for dW, so its backward pays an im2col for them, while a Winograd input gradient only
+# replaces the dx GEMM and col2im.  Training-step speed over all-im2col (forward + dx + dW + db):
 #
-#   layer (C->O @side)    harmonic mean   step speed           layer (C->O @side)   harmonic mean   step speed
-#   1->16 @32                   2         0.22x / 0.23x        128->256 @8              171         1.19x / 1.11x
-#   3->64 @32                   6         0.37x / 0.39x        256->256 @8              256         1.32x / 1.38x
-#   16->32 @16                 21         0.89x / 0.89x        256->512 @4              341         1.26x / 1.33x
-#   32->64 @8                  43         0.81x / 0.85x        512->512 @4              512         1.30x / 1.35x
-#   64->64 @8                  64         1.02x / 1.02x        512->512 @2 (twice)      512         1.02x to 1.08x
-#   64->128 @16, @4            85         1.07x / 1.03x, 0.69x / 0.83x
-#   128->128 @4, @2 (twice)   128         1.05x / 1.05x, 0.88x to 1.02x
+#   layer (C->O @side)   harmonic mean   all Winograd   im2col forward + Winograd dx
+#   1->16 @32, 3->64 @32       2, 6        0.23-0.41x     0.40-0.57x
+#   16->32 @16                   21        0.84-0.86x     1.02-1.03x
+#   32->64 @8                    43        0.81-0.84x     0.92-0.93x
+#   64->64 @8, @32               64        0.97-1.10x     1.04-1.17x
+#   64->128 @16, @4              85        1.02-1.05x, 0.84x      1.06-1.11x, 0.92-0.96x
+#   128->128 @16, @4, @2        128        1.15-1.27x, 1.09x, 0.89-0.92x    1.20-1.22x, 1.09-1.12x, 0.97-1.02x
+#   128->256 @8 and wider   171-512        1.10-1.44x     1.01-1.24x
 #
-# Up to a harmonic mean of 128 neither algorithm wins reliably (0.69x to 1.07x), and the input layers lose
-# badly (Winograd's transforms are slow with 1 or 3 channels); from 171 on (VGG-A's layers from 128->256 on)
-# Winograd won every time, by 1.02x to 1.38x (the forward alone by 1.13x to 1.66x, dx alone by 1.18x to 1.85x).
-WINOGRAD_MIN_HARMONIC_MEAN = 160
+# So Winograd's input gradient from a harmonic mean of 64 (below it, it loses or ties), and its forward too
+# from 171 on, where the whole Winograd step beats the mixed one every time; at 128 the two are within
+# noise of each other (ahead at 16x16, behind at 2x2), and the forward stays im2col.
+WINOGRAD_MIN_HARMONIC_MEAN = {"forward": 160, "input_grad": 64}
 
 
-def winograd_pays(x_shape, w_shape):
-    """The 'auto' rule: Winograd for layers whose channel counts have a harmonic mean 2CO/(C+O) of 160 or more."""
+def winograd_pays(x_shape, w_shape, part):
+    """The 'auto' rule for ``part`` ('forward' or 'input_grad'): Winograd where 2CO/(C+O) reaches its threshold."""
     c, o = x_shape[1], w_shape[0]
-    return 2 * c * o >= WINOGRAD_MIN_HARMONIC_MEAN * (c + o)
+    return 2 * c * o >= WINOGRAD_MIN_HARMONIC_MEAN[part] * (c + o)
 
 
-def choose_algorithm(x_shape, w_shape, stride, padding):
-    """'im2col' or 'winograd' for one layer: the forced algorithm where it applies, else the rule."""
+def choose_algorithm(x_shape, w_shape, stride, padding, part="forward"):
+    """'im2col' or 'winograd' for one layer's ``part`` ('forward' or 'input_grad'): the forced algorithm
+    where it applies, else the rule."""
+    if part not in WINOGRAD_MIN_HARMONIC_MEAN:
+        raise ValueError(f"conv2d: expected part 'forward' or 'input_grad', got {part!r}")
     if not winograd_applies(w_shape, stride, padding) or _algorithm == "im2col":
         return "im2col"
-    if _algorithm == "winograd" or winograd_pays(x_shape, w_shape):
+    if _algorithm == "winograd" or winograd_pays(x_shape, w_shape, part):
         return "winograd"
     return "im2col"
 
@@ -136,17 +142,20 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     return to_nchw(y.reshape(n, ho, wo, o)), cols
 
 
-def conv2d_backward(dy, x_shape, cols, w, stride=1, padding=0, input_grad=True):
+def conv2d_backward(dy, x_shape, cols, w, stride=1, padding=0, input_grad="im2col"):
     """Gradients of conv2d w.r.t. its input, weight and bias on raw arrays: ``(dx, dw, db)``.
 
-    With ``input_grad=False`` (the first layer: nothing to send the gradient
-    to) dx is None and its GEMM and col2im are skipped.
+    ``input_grad`` is the algorithm for dx: 'im2col' (col2im(dY @ W)) or
+    'winograd' (3x3, stride 1, padding 1 only); None for the first layer,
+    which has nothing to send the gradient to: dx is None and its work skipped.
     """
     kernels = kernels_for(dy)
     o, c, kh, kw = w.shape
     dy_rows = to_nhwc(dy).reshape(-1, o)
     dx = None
-    if input_grad:
+    if input_grad == "winograd":
+        dx = winograd_input_grad(dy, w)
+    elif input_grad is not None:
         dx = kernels.col2im(matmul(dy_rows, weight_matrix(w)), x_shape, kh, kw, stride, padding)
     return dx, weight_grad(dy_rows, cols, w.shape), kernels.bias_grad(dy)
 
@@ -178,15 +187,6 @@ def winograd_forward(x, w, b=None):
 def winograd_input_grad(dy, w):
     """dx = conv(dy, w') with w'[c, o, u, v] = w[o, c, 2 - u, 2 - v], by Winograd F(2x2, 3x3)."""
     return winograd_conv3x3(dy, winograd_filter_transform(w, flipped=True))
-
-
-def winograd_backward(dy, x, w, input_grad=True):
-    """``(dx, dw, db)`` of a 3x3, stride-1, padding-1 conv2d: dx by Winograd, dW = dY.T @ im2col(x)."""
-    kernels = kernels_for(dy)
-    dy_rows = to_nhwc(dy).reshape(-1, w.shape[0])
-    dw = weight_grad(dy_rows, kernels.im2col(x, 3, 3, 1, 1), w.shape)
-    dx = winograd_input_grad(dy, w) if input_grad else None
-    return dx, dw, kernels.bias_grad(dy)
 
 
 # Columns larger than this are not kept for the backward but made again from the input there: at
@@ -229,6 +229,7 @@ class Conv2d(Function):
     def forward(self, x, w, *bias, stride, padding):
         b = bias[0] if bias else None
         self.algorithm = choose_algorithm(x.shape, w.shape, stride, padding)
+        self.input_grad = choose_algorithm(x.shape, w.shape, stride, padding, part="input_grad")
         self.x_shape, self.w, self.stride, self.padding = x.shape, w, stride, padding
         self.x, self.cols = x, None     # the backward's im2col (for dW) needs x unless the columns are kept
         if self.algorithm == "winograd":
@@ -239,10 +240,10 @@ class Conv2d(Function):
         return y
 
     def backward(self, grad):
-        input_grad = self.inputs[0].requires_grad
+        input_grad = self.input_grad if self.inputs[0].requires_grad else None
         if self.cols is not None:
             dx, dw, db = conv2d_backward(grad, self.x_shape, self.cols, self.w, self.stride, self.padding,
-                                         input_grad=input_grad)
+                                         input_grad)
         else:
             per_image = columns_bytes_per_image(self.x_shape, self.w.shape, self.stride, self.padding,
                                                 self.x.dtype.itemsize)
@@ -252,11 +253,9 @@ class Conv2d(Function):
 
     def backward_from_input(self, dy, x, input_grad):
         """``(dx, dw, db)`` for images ``x`` and their output gradient ``dy``, the columns made again."""
-        if self.algorithm == "winograd":
-            return winograd_backward(dy, x, self.w, input_grad)
         kh, kw = self.w.shape[2:]
         cols = kernels_for(x).im2col(x, kh, kw, self.stride, self.padding)
-        return conv2d_backward(dy, x.shape, cols, self.w, self.stride, self.padding, input_grad=input_grad)
+        return conv2d_backward(dy, x.shape, cols, self.w, self.stride, self.padding, input_grad)
 
 
 def conv2d(x, w, b=None, stride=1, padding=0):
