@@ -108,10 +108,12 @@ def zeros(shape, dtype, like=None):
     return out
 
 
-def empty_like(a):
-    """An uninitialised pooled array shaped like NumPy ``a``, its axes in the same memory order."""
+def empty_like(a, dtype=None):
+    """An uninitialised pooled array shaped like NumPy ``a``, its axes in the same memory order
+    (of ``a``'s dtype unless ``dtype`` is given)."""
     order = memory_order(a)
-    return take([a.shape[axis] for axis in order], a.dtype).transpose(np.argsort(order).tolist())
+    return take([a.shape[axis] for axis in order], a.dtype if dtype is None else dtype).transpose(
+        np.argsort(order).tolist())
 
 
 def copy(a):

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import minivgg.functional as F
 from functional_helpers import forward_backward
 from minivgg import Tensor, gradcheck
+from minivgg.kernels import activation as kernels_for_relu
 from minivgg.kernels import dropout as kernels
 from strategies import away_from_zero, dropout_cases, in_layout, memory_layouts, nchw_shapes, values
 
@@ -21,6 +22,16 @@ def relu_reference(x):
     for index in itertools.product(*map(range, x.shape)):
         y[index] = x[index] if x[index] > 0 else 0.0
     return y
+
+
+def test_relu_backward_keeps_the_memory_order_of_the_output_it_masks_with():
+    """Inside a network y is an NCHW view of NHWC memory: dx follows it, whatever order dy comes in."""
+    rng = np.random.default_rng(0)
+    y = np.maximum(rng.standard_normal((2, 5, 4, 3)), 0).transpose(0, 3, 1, 2)     # NHWC memory
+    for dy in (np.ascontiguousarray(rng.standard_normal(y.shape)), rng.standard_normal((2, 5, 4, 3)).transpose(0, 3, 1, 2)):
+        dx = kernels_for_relu.relu_backward(dy, y)
+        assert dx.strides == y.strides
+        np.testing.assert_array_equal(dx, np.where(y > 0, dy, 0.0))
 
 
 @given(nchw_shapes().flatmap(values))
