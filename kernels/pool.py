@@ -51,18 +51,31 @@ def max_pool_forward(x, kh=2, kw=2, stride=2):
 
 
 def max_pool_backward(dy, argmax, x_shape, kh=2, kw=2, stride=2):
-    """Route each output gradient to the input that won its window."""
+    """Route each output gradient to the input that won its window.
+
+    When the windows tile the input exactly (stride equal to the kernel and
+    the sizes divisible, as VGG's 2x2 pools), every input sits in one window
+    at one offset, so each offset's view of dx is written once: the window's
+    gradient where the input won, else 0.  Otherwise dx starts at zero and
+    every offset adds, since overlapping windows may send several gradients
+    to one input and rows past the last window get none.
+    """
     n, c, h, w = x_shape
     dy_nhwc, arg_nhwc = to_nhwc(dy), to_nhwc(argmax)
     dx = workspace.empty((n, h, w, c), dy.dtype)
     routed, won = workspace.empty(dy_nhwc.shape, dy.dtype), workspace.empty(dy_nhwc.shape, bool)
+    tiled = kh == kw == stride and h % stride == 0 and w % stride == 0
 
     def route(start, stop):
         dxs, rs, ws = dx[start:stop], routed[start:stop], won[start:stop]
-        dxs.fill(0)
+        if not tiled:
+            dxs.fill(0)
         for index, target in window_offsets(dxs, kh, kw, stride):
-            np.multiply(dy_nhwc[start:stop], np.equal(arg_nhwc[start:stop], index, out=ws), out=rs)
-            target += rs  # += : overlapping windows may send several gradients to one input
+            np.equal(arg_nhwc[start:stop], index, out=ws)
+            if tiled:
+                np.multiply(dy_nhwc[start:stop], ws, out=target)
+            else:
+                target += np.multiply(dy_nhwc[start:stop], ws, out=rs)
     shards.over_batch(route, n, dx.size)
     return to_nchw(dx)
 

@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -51,6 +52,16 @@ def test_backward_routes_each_gradient_to_its_window_winner(case):
     dy = np.random.default_rng(0).standard_normal(y.shape)  # the gradient forward_backward sent back
     expected = max_pool_input_grad_reference(case.x, case.kernel_size, case.stride, dy)
     np.testing.assert_allclose(dx, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("side", [(4, 6), (5, 6), (4, 5)])
+def test_2x2_windows_that_tile_the_input_and_ones_that_leave_a_row_route_alike(side):
+    """Tiling windows write each input once (no zero fill); a leftover row or column must still get 0."""
+    rng = np.random.default_rng(1)
+    x = rng.permutation(2 * 3 * side[0] * side[1]).reshape(2, 3, *side).astype(np.float64)   # no ties
+    y, (dx,) = forward_backward(lambda t: F.max_pool2d(t, 2, 2), [x])
+    dy = np.random.default_rng(0).standard_normal(y.shape)
+    np.testing.assert_array_equal(dx, max_pool_input_grad_reference(x, 2, 2, dy))
 
 
 @given(pool_cases())
