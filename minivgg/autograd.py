@@ -173,7 +173,8 @@ class Function:
     Subclasses define ``forward(self, *arrays, **options)`` and ``backward(self, grad)``, both on
     raw arrays; ``backward`` returns one gradient (or None) per tensor input, a different array for
     each (a leaf may keep the array it gets as its ``.grad``).  Call ``SubClass.apply(...)``;
-    ``name`` is how error messages call the operation.
+    ``name`` is how error messages call the operation.  ``forward`` may read ``self.recorded``:
+    False when no backward will follow (no input needs a gradient, or under ``no_grad``).
     """
 
     name = None
@@ -186,8 +187,9 @@ class Function:
         arrays = [t.data if t is not None else constant_array(x, like) for t, x in zip(tensors, inputs)]
         check_inputs(cls.name or cls.__name__, arrays)
         function = cls()
+        function.recorded = _recording and any(t is not None and t.requires_grad for t in tensors)
         output = Tensor(function.forward(*arrays, **options))
-        if _recording and any(t is not None and t.requires_grad for t in tensors):
+        if function.recorded:
             function.inputs = [t.node if t is not None else Tensor(a) for t, a in zip(tensors, arrays)]
             output.requires_grad, output._node = True, Node(function)
         return output

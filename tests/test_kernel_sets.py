@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import minivgg.functional as F
-from minivgg import Tensor, kernels
+from minivgg import Tensor, kernels, no_grad
 from minivgg.models import vgg
 from minivgg.optim import SGD
 
@@ -72,6 +72,20 @@ def test_override_reaches_every_op_and_the_optimiser_and_ends_with_the_block():
     calls.clear()
     tiny_training_step()
     assert calls == {}, "outside the block the reference kernels run again"
+
+
+def test_a_forward_that_no_backward_follows_pools_without_the_winners_positions():
+    model = vgg("A", num_classes=10, in_channels=1, input_size=32, width=1 / 16, init="glorot")
+    model.eval()   # dropout off: the two forwards below compute the same thing
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32))
+    calls = {}
+    with kernels.override(**{name: counting(name, calls) for name in ("max_pool_forward", "max_pool_values")}):
+        with no_grad():
+            evaluated = model(x).data
+        assert calls == {"max_pool_values": 5}
+        trained = model(x).data
+        assert calls == {"max_pool_values": 5, "max_pool_forward": 5}
+    np.testing.assert_array_equal(evaluated, trained)
 
 
 def test_override_is_undone_when_the_block_raises():

@@ -9,7 +9,8 @@ output gradient to the one input that won the max (the first, on a tie):
 
 ``+=`` because overlapping windows (stride < kernel) can pick the same input.
 The forward kernel returns the winner's position inside its window
-(u*kw + v), so that the backward needs no search.
+(u*kw + v), so that the backward needs no search; a forward that no backward
+follows (evaluation) asks for the maxima alone.
 """
 from ..autograd import Function
 from ..kernels import kernels_for
@@ -22,6 +23,8 @@ class MaxPool2d(Function):
     def forward(self, x, kernel_size, stride):
         self.kernels = kernels_for(x)
         self.x_shape, self.kernel_size, self.stride = x.shape, kernel_size, stride
+        if not self.recorded:      # no backward follows: the winners' positions are not needed
+            return self.kernels.max_pool_values(x, kernel_size, kernel_size, stride)
         y, self.argmax = self.kernels.max_pool_forward(x, kernel_size, kernel_size, stride)
         return y
 

@@ -168,6 +168,8 @@ def check_max_pool(device, case, dtype, seed):
     y_ref, argmax_ref = numpy_twin.max_pool_forward(x, kh, kw, stride)
     assert_close(device, y, y_ref)
     assert argmax.dtype == np.int32 and np.array_equal(device.get(argmax), argmax_ref)
+    assert_close(device, cuda_twin.max_pool_values(device.put(x), kh, kw, stride), y_ref)
+    assert np.array_equal(numpy_twin.max_pool_values(x, kh, kw, stride), y_ref)
     dy = random(rng, y_ref.shape, dtype)
     assert_close(device, cuda_twin.max_pool_backward(device.put(dy), argmax, shape, kh, kw, stride),
                  numpy_twin.max_pool_backward(dy, argmax_ref, shape, kh, kw, stride))
