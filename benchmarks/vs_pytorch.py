@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 
+import minivgg  # before NumPy, as a user's script would: it sets OpenBLAS's thread timeout (minivgg/__init__.py)
 import numpy as np
 import torch
 
@@ -270,7 +271,8 @@ def ms(values):
 def environment():
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     return (f"minivgg vs PyTorch {torch.__version__} (CPU), numpy {np.__version__}, python {platform.python_version()}, "
-            f"{os.cpu_count()} CPUs ({platform.machine()}), {torch.get_num_threads()} threads each; load average {load}")
+            f"{os.cpu_count()} CPUs ({platform.machine()}), {torch.get_num_threads()} threads each; "
+            f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')}; load average {load}")
 
 
 def report(results, layers, memory, rounds, warmup):

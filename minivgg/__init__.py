@@ -9,8 +9,19 @@ Every name below is imported on first use, so that ``import minivgg.backend``
 or ``import minivgg.kernels`` loads nothing from the floors above them.
 """
 import importlib
+import os
+import sys
 
 __version__ = "0.1.0"
+
+# After each matrix product OpenBLAS's worker threads spin for up to 2**28 cycles (about 0.1 s) before they
+# sleep, and so hold the cores over which kernels/shards.py spreads NumPy's copies and element-wise work.
+# Asked to sleep at once (2**4 cycles), they leave those cores free: on the 2-core machine the default run's
+# training step is about 8% faster and VGG-A width 1's about 5% (benchmarks/results/vs_pytorch_session4.md).
+# OpenBLAS reads the setting when NumPy loads it, so it takes effect only where minivgg is imported before
+# NumPy (as examples/ and benchmarks/ do); a value already in the environment is kept.
+if "numpy" not in sys.modules:
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 # name -> (module, attribute or None for the module itself)
 _EXPORTS = {
