@@ -152,7 +152,7 @@ SOURCES = {name: CudaSource(KERNEL_DIR / name, kernels) for name, kernels in {
     "dropout.cu": ("dropout_forward", "dropout_backward"),
     "loss.cu": ("softmax_cross_entropy_forward", "softmax_cross_entropy_backward"),
     "lrn.cu": ("lrn_forward", "lrn_backward"),
-    "pool.cu": ("max_pool_forward", "max_pool_values", "max_pool_backward"),
+    "pool.cu": ("max_pool_forward", "max_pool_backward"),
     "sgd.cu": ("sgd_update",),
     "winograd.cu": ("winograd_input_transform", "winograd_output_transform"),
 }.items()}

@@ -2,61 +2,32 @@
 // argmax holds each winner's position u * kw + v inside its window.
 #include "cuda_common.h"
 
-// The maximum of one (kh, kw) window (`window` points at its top-left input
-// of one channel; rows are w * c apart, columns c) and, in *best_k, its
-// position u * kw + v.  A strict > keeps the first maximum, as NumPy's argmax.
-template <typename T>
-__device__ T window_max(const T* window, index_t kh, index_t kw, index_t w, index_t c, int* best_k)
-{
-    T best = window[0];
-    *best_k = 0;
-    for (index_t u = 0; u < kh; ++u)
-        for (index_t v = 0; v < kw; ++v) {
-            T value = window[(u * w + v) * c];
-            if (value > best) {
-                best = value;
-                *best_k = (int)(u * kw + v);
-            }
-        }
-    return best;
-}
-
-// The input of output e's window: y[b, i, j, ch] looks at x from (stride*i, stride*j).
-template <typename T>
-__device__ const T* window_of(const T* x, index_t e, index_t h, index_t w, index_t c, index_t stride,
-                              index_t ho, index_t wo)
-{
-    index_t ch = e % c, j = (e / c) % wo, i = (e / (c * wo)) % ho, b = e / (c * wo * ho);
-    return x + ((b * h + stride * i) * w + stride * j) * c + ch;
-}
-
-// y[b, i, j, ch] = max over the (kh, kw) window at (stride*i, stride*j), and its argmax.
-// One thread per output.
+// y[b, i, j, ch] = max over the (kh, kw) window at (stride*i, stride*j), and its argmax
+// unless with_argmax is 0 (a forward that no backward follows: argmax is then not touched).
+// One thread per output; a strict > keeps the first maximum, as NumPy's argmax.
 template <typename T>
 __global__ void max_pool_forward(const T* x, T* y, int* argmax,
                                  index_t n, index_t h, index_t w, index_t c,
                                  index_t kh, index_t kw, index_t stride,
-                                 index_t ho, index_t wo)
+                                 index_t ho, index_t wo, index_t with_argmax)
 {
     index_t total = n * ho * wo * c;
     for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
-        int best_k;
-        y[e] = window_max(window_of(x, e, h, w, c, stride, ho, wo), kh, kw, w, c, &best_k);
-        argmax[e] = best_k;
-    }
-}
-
-// The maxima alone, for a forward that no backward will follow (evaluation).
-template <typename T>
-__global__ void max_pool_values(const T* x, T* y,
-                                index_t n, index_t h, index_t w, index_t c,
-                                index_t kh, index_t kw, index_t stride,
-                                index_t ho, index_t wo)
-{
-    index_t total = n * ho * wo * c;
-    for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
-        int unused;
-        y[e] = window_max(window_of(x, e, h, w, c, stride, ho, wo), kh, kw, w, c, &unused);
+        index_t ch = e % c, j = (e / c) % wo, i = (e / (c * wo)) % ho, b = e / (c * wo * ho);
+        const T* window = x + ((b * h + stride * i) * w + stride * j) * c + ch;
+        T best = window[0];
+        int best_k = 0;
+        for (index_t u = 0; u < kh; ++u)
+            for (index_t v = 0; v < kw; ++v) {
+                T value = window[(u * w + v) * c];
+                if (value > best) {
+                    best = value;
+                    best_k = (int)(u * kw + v);
+                }
+            }
+        y[e] = best;
+        if (with_argmax)
+            argmax[e] = best_k;
     }
 }
 

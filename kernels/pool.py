@@ -101,26 +101,26 @@ def max_pool_backward(dy, argmax, x_shape, kh=2, kw=2, stride=2):
 
 def max_pool_forward_cuda(x, kh=2, kw=2, stride=2):
     """max_pool_forward on pool.cu: one thread per output element scans its window."""
+    return launch_max_pool(x, kh, kw, stride, with_argmax=True)
+
+
+def max_pool_values_cuda(x, kh=2, kw=2, stride=2):
+    """max_pool_values on pool.cu: the same kernel, told not to write the winners' positions."""
+    y, _ = launch_max_pool(x, kh, kw, stride, with_argmax=False)
+    return y
+
+
+def launch_max_pool(x, kh, kw, stride, with_argmax):
+    """Run pool.cu's max_pool_forward; without ``with_argmax`` its argmax is a 1-element stand-in."""
     xp = array_module(x)
     x_nhwc = to_nhwc(x)
     n, h, w, c = x_nhwc.shape
     ho, wo = conv_output_size(h, kh, stride, 0), conv_output_size(w, kw, stride, 0)
     y = xp.empty((n, ho, wo, c), dtype=x.dtype)
-    argmax = xp.empty((n, ho, wo, c), dtype=np.int32)
+    argmax = xp.empty((n, ho, wo, c) if with_argmax else (1,), dtype=np.int32)
     launch.run_elementwise("max_pool_forward", x.dtype, y.size,
-                           (x_nhwc, y, argmax, *launch.indices(n, h, w, c, kh, kw, stride, ho, wo)))
-    return to_nchw(y), to_nchw(argmax)
-
-
-def max_pool_values_cuda(x, kh=2, kw=2, stride=2):
-    """max_pool_values on pool.cu: one thread per output element scans its window."""
-    x_nhwc = to_nhwc(x)
-    n, h, w, c = x_nhwc.shape
-    ho, wo = conv_output_size(h, kh, stride, 0), conv_output_size(w, kw, stride, 0)
-    y = array_module(x).empty((n, ho, wo, c), dtype=x.dtype)
-    launch.run_elementwise("max_pool_values", x.dtype, y.size,
-                           (x_nhwc, y, *launch.indices(n, h, w, c, kh, kw, stride, ho, wo)))
-    return to_nchw(y)
+                           (x_nhwc, y, argmax, *launch.indices(n, h, w, c, kh, kw, stride, ho, wo, with_argmax)))
+    return to_nchw(y), (to_nchw(argmax) if with_argmax else None)
 
 
 def max_pool_backward_cuda(dy, argmax, x_shape, kh=2, kw=2, stride=2):
