@@ -17,9 +17,10 @@ __version__ = "0.1.0"
 # After each matrix product OpenBLAS's worker threads spin for up to 2**28 cycles (about 0.1 s) before they
 # sleep, and so hold the cores over which kernels/shards.py spreads NumPy's copies and element-wise work.
 # Asked to sleep at once (2**4 cycles), they leave those cores free: on the 2-core machine the default run's
-# training step is about 8% faster and VGG-A width 1's about 5% (benchmarks/results/vs_pytorch_session4.md).
+# training step is about 12% faster and VGG-A width 1's about 10% (benchmarks/results/vs_pytorch.md).
 # OpenBLAS reads the setting when NumPy loads it, so it takes effect only where minivgg is imported before
-# NumPy (as examples/ and benchmarks/ do); a value already in the environment is kept.
+# NumPy (as examples/train_vgg_a.py, evaluate_vgg.py and benchmarks/vs_pytorch.py do); a value already in the
+# environment is kept.
 if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
