@@ -59,10 +59,10 @@ def max_pool_values(x, kh=2, kw=2, stride=2):
     y = workspace.empty((n, conv_output_size(h, kh, stride, 0), conv_output_size(w, kw, stride, 0), c), x.dtype)
 
     def pool(start, stop):
-        offsets = window_offsets(x_nhwc[start:stop], kh, kw, stride)
-        np.copyto(y[start:stop], next(offsets)[1])
+        ys, offsets = y[start:stop], window_offsets(x_nhwc[start:stop], kh, kw, stride)
+        np.copyto(ys, next(offsets)[1])
         for _, candidate in offsets:
-            np.maximum(y[start:stop], candidate, out=y[start:stop])
+            np.maximum(ys, candidate, out=ys)
     shards.over_batch(pool, n, x_nhwc.size)
     return to_nchw(y)
 
