@@ -22,7 +22,8 @@ setup(
     extras_require={
         # progress bar and loss/error plot of the trainer (both optional)
         "train": ["tqdm>=4.60", "matplotlib>=3.5"],
-        "test": ["pytest>=7", "hypothesis>=6.80"],
+        # (threadpoolctl: benchmarks/vs_pytorch.py reports which OpenBLAS kernels ran)
+        "test": ["pytest>=7", "hypothesis>=6.80", "threadpoolctl>=3"],
         # the GPU: CuPy (and NVRTC, which also lets CI compile every .cu file without a GPU)
         "cuda": ["cupy-cuda13x", "nvidia-cuda-nvrtc"],
         # data parallel across processes and machines

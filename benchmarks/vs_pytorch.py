@@ -181,6 +181,11 @@ def bench_config(name, rounds, warmup):
 
 # ---- single layers ----------------------------------------------------------------------------------
 
+def nhwc_memory(a):
+    """NCHW ``a`` as an NCHW view of NHWC memory."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
 def bench_layers(rounds, warmup, batch=64):
     """Each convolution of VGG-A at 32x32 (width 1): forward + backward, minivgg vs torch conv2d."""
     model = vgg("A", num_classes=10, in_channels=3, input_size=32, width=1.0, init="glorot")
@@ -194,8 +199,10 @@ def bench_layers(rounds, warmup, batch=64):
         x = rng.standard_normal((batch, c, side, side)).astype(np.float32)
         dy = rng.standard_normal((batch, o, side, side)).astype(np.float32)
         first = c == 3
-        ours_x = Tensor(x if first else np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
-                        requires_grad=not first)
+        # laid out as inside the network: the image C-contiguous, every later activation and every output
+        # gradient an NCHW view of NHWC memory (PyTorch gets both in channels_last)
+        ours_x = Tensor(x if first else nhwc_memory(x), requires_grad=not first)
+        ours_dy = nhwc_memory(dy)
         weight = Tensor(layer.weight.data, requires_grad=True)
         bias = Tensor(layer.bias.data, requires_grad=True)
         tx = torch.from_numpy(x).contiguous(memory_format=torch.channels_last).requires_grad_(not first)
@@ -204,7 +211,7 @@ def bench_layers(rounds, warmup, batch=64):
         tdy = torch.from_numpy(dy).contiguous(memory_format=torch.channels_last)
 
         def ours_step():
-            F.conv2d(ours_x, weight, bias, padding=1).backward(dy)
+            F.conv2d(ours_x, weight, bias, padding=1).backward(ours_dy)
 
         def torch_step():
             torch.nn.functional.conv2d(tx, tw, tb, padding=1).backward(tdy)
@@ -272,7 +279,25 @@ def environment():
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     return (f"minivgg vs PyTorch {torch.__version__} (CPU), numpy {np.__version__}, python {platform.python_version()}, "
             f"{os.cpu_count()} CPUs ({platform.machine()}), {torch.get_num_threads()} threads each; "
-            f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')}; load average {load}")
+            f"{openblas_environment()}; PyTorch's CPU capability {torch.backends.cpu.get_cpu_capability()}; "
+            f"load average {load}")
+
+
+def openblas_environment():
+    """OpenBLAS's settings from the environment and the kernels it chose (threadpoolctl reads them).
+
+    Some machines set OPENBLAS_CORETYPE to an older core than the CPU's: OpenBLAS then runs, say, its AVX2
+    kernels on an AVX-512 CPU at half the speed, while PyTorch still uses AVX-512.  To compare the two
+    fairly, run this benchmark with OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) unset.
+    """
+    settings = [f"{key}={os.environ.get(key, 'unset')}"
+                for key in ("OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")]
+    try:
+        from threadpoolctl import threadpool_info
+        kernels = [pool.get("architecture") for pool in threadpool_info() if pool["internal_api"] == "openblas"]
+    except ImportError:
+        kernels = ["unknown (pip install threadpoolctl)"]
+    return "; ".join(settings + [f"OpenBLAS kernels {', '.join(map(str, kernels))}"])
 
 
 def report(results, layers, memory, rounds, warmup):
