@@ -55,3 +55,24 @@ def test_winograd_benchmark_quick_mode_checks_and_times_every_vgg_a_convolution(
     assert all(float(row[2]) <= 1e-5 for row in rows[2:])          # checked against im2col before timing
     # the rule picks each algorithm somewhere, and Winograd's input gradient below its forward
     assert {row[-1] for row in rows[2:]} == {"im2col / im2col", "im2col / winograd", "winograd / winograd"}
+
+
+def test_algorithm_benchmark_times_every_variant_on_the_default_run():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "algorithms.py"), "--only", "default",
+                             "--rounds", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    header, _, row = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert header == "| configuration | auto | im2col | winograd | auto, one tile too |"
+    assert row.startswith("| default | ") and row.count("x)") == 4 and "(1.00x)" in row   # auto over itself
+
+
+def test_the_counterfactual_rule_gives_one_tile_maps_to_winograd_and_is_undone():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import algorithms
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    one_tile, w = (8, 512, 2, 2), (512, 512, 3, 3)
+    with algorithms.rule_without_one_tile_exception():
+        assert algorithms.conv.choose_algorithm(one_tile, w, 1, 1) == "winograd"
+    assert algorithms.conv.choose_algorithm(one_tile, w, 1, 1) == "im2col"

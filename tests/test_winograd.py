@@ -113,6 +113,17 @@ def test_the_rule_picks_the_forward_and_the_input_gradient_apart():
         assert choose_algorithm(*narrow, 1, 1, part="input_grad") == "winograd"
 
 
+def test_the_rule_keeps_im2col_on_a_map_of_one_tile():
+    """At 2x2 (VGG-A's last convolutions at 32x32) a layer wide enough for Winograd elsewhere stays im2col."""
+    w = (512, 512, 3, 3)
+    for part in ("forward", "input_grad"):
+        assert choose_algorithm((8, 512, 4, 4), w, 1, 1, part) == "winograd"
+        assert choose_algorithm((8, 512, 2, 2), w, 1, 1, part) == "im2col"
+        assert choose_algorithm((8, 512, 1, 1), w, 1, 1, part) == "im2col"
+    with use_algorithm("winograd"):
+        assert choose_algorithm((8, 512, 2, 2), w, 1, 1) == "winograd"
+
+
 def test_forcing_an_algorithm_for_a_block_and_for_the_process():
     wide, narrow = ((8, 256, 8, 8), (256, 256, 3, 3)), ((8, 16, 8, 8), (32, 16, 3, 3))
     assert choose_algorithm(*wide, 1, 1) == "winograd" and choose_algorithm(*narrow, 1, 1) == "im2col"

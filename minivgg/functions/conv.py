@@ -100,13 +100,22 @@ def winograd_applies(w_shape, stride, padding):
 # So Winograd's input gradient from a harmonic mean of 64 (below it, it loses or ties), and its forward too
 # from 171 on, where the whole Winograd step beats the mixed one every time; at 128 the two are within
 # noise of each other (ahead at 16x16, behind at 2x2), and the forward stays im2col.
+#
+# Except on a map of one tile (H and W at most 2, the last two convolutions of VGG-A at 32x32): there the
+# 16 products of Winograd are 16 tiny GEMMs of N rows each, against one GEMM of 4N rows for im2col, and
+# the transforms save nothing.  Whole steps with im2col on such maps instead, both parts, against the rule
+# above (in-process A/B, 12 rounds, 2 cores; benchmarks/results/vs_pytorch.md): default run 1.04x with
+# OpenBLAS's AVX-512 kernels and 1.09x with its AVX2 ones; VGG-A width 1 1.03x and 1.00x; its forward
+# alone 1.03x and 1.01x.
 WINOGRAD_MIN_HARMONIC_MEAN = {"forward": 160, "input_grad": 64}
 
 
 def winograd_pays(x_shape, w_shape, part):
-    """The 'auto' rule for ``part`` ('forward' or 'input_grad'): Winograd where 2CO/(C+O) reaches its threshold."""
+    """The 'auto' rule for ``part`` ('forward' or 'input_grad'): Winograd where 2CO/(C+O) reaches its
+    threshold, on a map of more than one 2x2 tile."""
     c, o = x_shape[1], w_shape[0]
-    return 2 * c * o >= WINOGRAD_MIN_HARMONIC_MEAN[part] * (c + o)
+    one_tile = x_shape[2] <= 2 and x_shape[3] <= 2
+    return not one_tile and 2 * c * o >= WINOGRAD_MIN_HARMONIC_MEAN[part] * (c + o)
 
 
 def choose_algorithm(x_shape, w_shape, stride, padding, part="forward"):

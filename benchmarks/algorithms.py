@@ -1,0 +1,83 @@
+"""Whole training steps (or forward passes) of one network under each convolution algorithm, minivgg alone.
+
+    python benchmarks/algorithms.py                       # the default run, VGG-A width 1 and its forward
+    python benchmarks/algorithms.py --only D-w1 --rounds 20
+
+``benchmarks/winograd.py`` times each layer apart; this times what a user
+runs, the same network and batch as ``benchmarks/vs_pytorch.py``, with the
+rounds of every variant alternated in one process:
+
+* auto: the rule of ``minivgg.functions.conv.choose_algorithm``;
+* im2col, winograd: one algorithm forced for every layer it applies to;
+* auto, one tile too: the rule without its exception for maps of one 2x2
+  tile (what it was before that exception), to show what the exception buys.
+
+"speed" is auto's median time over the variant's: below 1, auto is faster.
+"""
+import argparse
+import contextlib
+import os
+import statistics
+import time
+
+import minivgg  # before NumPy (minivgg/__init__.py sets OpenBLAS's thread timeout)
+
+from minivgg.functions import conv
+from vs_pytorch import CONFIGS, MinivggRunner, openblas_environment
+
+
+@contextlib.contextmanager
+def rule_without_one_tile_exception():
+    """The 'auto' rule as if maps of one 2x2 tile were like any other."""
+    rule = conv.winograd_pays
+
+    def harmonic_mean_only(x_shape, w_shape, part):
+        return rule((*x_shape[:2], 4, 4), w_shape, part)
+    conv.winograd_pays = harmonic_mean_only
+    try:
+        yield
+    finally:
+        conv.winograd_pays = rule
+
+
+VARIANTS = {
+    "auto": lambda: conv.use_algorithm("auto"),
+    "im2col": lambda: conv.use_algorithm("im2col"),
+    "winograd": lambda: conv.use_algorithm("winograd"),
+    "auto, one tile too": rule_without_one_tile_exception,
+}
+
+
+def time_variants(name, rounds, warmup):
+    """{variant: [seconds per step]} for configuration ``name``, the variants alternated round by round."""
+    runner = MinivggRunner(*CONFIGS[name])
+    times = {variant: [] for variant in VARIANTS}
+    for round_index in range(warmup + rounds):
+        for variant, context in VARIANTS.items():
+            with context():
+                start = time.perf_counter()
+                runner.step()
+                elapsed = time.perf_counter() - start
+            if round_index >= warmup:
+                times[variant].append(elapsed)
+    return times
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=list(CONFIGS), help="configurations (repeatable)")
+    parser.add_argument("--rounds", type=int, default=12)
+    args = parser.parse_args(argv)
+    print(f"{openblas_environment()}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"median ms over {args.rounds} alternated rounds after 2 warm-up; speed = auto's median over the variant's\n")
+    print("| configuration | " + " | ".join(VARIANTS) + " |")
+    print("|---|" + "---|" * len(VARIANTS))
+    for name in args.only or ["default", "A-w1", "A-w1-forward"]:
+        medians = {v: statistics.median(t) for v, t in time_variants(name, args.rounds, warmup=2).items()}
+        cells = [f"{medians[v] * 1e3:.1f} ({medians['auto'] / medians[v]:.2f}x)" for v in VARIANTS]
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    print(f"\nload average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
