@@ -40,6 +40,28 @@ def test_sgd_step_follows_the_papers_update_in_place():
             assert p.data is before[id(p)]  # updated in place, no new array
 
 
+def test_sgd_kernel_shared_between_threads_updates_like_one_thread_bit_for_bit(monkeypatch):
+    """A parameter above SHARED_FROM (with a short last chunk) is split between the shard threads."""
+    from minivgg.kernels import sgd, shards
+    if shards._pool is None:
+        pytest.skip("one CPU (or MINIVGG_THREADS=1): there are no shard threads to share the update")
+    rng = np.random.default_rng(1)
+    size = sgd.SHARED_FROM + sgd.CHUNK // 3
+    param, grad, velocity = (rng.standard_normal(size).astype(np.float32) for _ in range(3))
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(shards, "THREADS", threads)
+        p, v = param.copy(), velocity.copy()
+        sgd.sgd_update(p, grad, v, 0.1, 0.9, 5e-4)
+        results.append((p, v))
+    (p1, v1), (p2, v2) = results
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(v1, v2)
+    expected_v = np.float32(0.9) * velocity - np.float32(0.1) * grad - np.float32(0.1 * 5e-4) * param
+    np.testing.assert_allclose(v1, expected_v, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(p1, param + expected_v, rtol=1e-5, atol=1e-6)
+
+
 def test_sgd_rejects_bad_hyper_parameters():
     model = models.vgg("A", num_classes=3, in_channels=1, input_size=32, width=0.0625)
     with pytest.raises(ValueError, match="SGD: expected lr > 0"):
