@@ -26,6 +26,7 @@ import math
 import os
 import sys
 import threading
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -36,6 +37,7 @@ LIMIT_BYTES = int(os.environ.get("MINIVGG_WORKSPACE_MB", "1024")) * 2 ** 20
 
 _buffers = OrderedDict()   # size class in bytes -> [uint8 arrays], most recently used last
 _lock = threading.Lock()   # data-parallel replicas run in threads
+_handed_over = weakref.WeakValueDictionary()   # id -> a pooled array that its maker handed over (hand_over)
 
 
 def is_free(buffer):
@@ -125,8 +127,23 @@ def copy(a):
     return out
 
 
+def hand_over(a):
+    """Say that nothing but ``a`` views its pooled buffer, so that whoever receives it may keep it.
+
+    A kernel that makes a result in a pooled buffer, keeps no other view of
+    it and returns it (a weight's gradient from its GEMM) hands it over;
+    ``own_or_copy`` then keeps it instead of copying it, once.  Returns ``a``.
+    """
+    if array_module(a) is np:
+        _handed_over[id(a)] = a
+    return a
+
+
 def own_or_copy(a):
-    """``a`` itself when it owns its writeable memory (nothing else sees it change), else ``copy(a)``."""
+    """``a`` itself when nothing else sees it change (it owns its writeable memory, or was handed over),
+    else ``copy(a)``."""
+    if _handed_over.pop(id(a), None) is a:
+        return a
     flags = getattr(a, "flags", None)
     return a if flags is not None and flags.owndata and flags.writeable else copy(a)
 

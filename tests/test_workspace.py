@@ -62,3 +62,33 @@ def test_steps_that_reuse_buffers_give_the_same_result_as_the_first():
     for later in results[1:]:
         for got, want in zip(later, results[0]):
             assert np.array_equal(got, want)
+
+
+def test_a_handed_over_buffer_is_kept_once_and_any_other_view_is_copied():
+    made = workspace.take((6, 4), np.float32)
+    made[...] = 1.5
+    assert workspace.own_or_copy(made) is not made, "a pooled view is copied unless handed over"
+    workspace.hand_over(made)
+    assert workspace.own_or_copy(made) is made, "handed over: kept as it is"
+    second = workspace.own_or_copy(made)
+    assert second is not made and np.array_equal(second, made), "only once: a second receiver gets a copy"
+    owned = np.ones(3)
+    assert workspace.own_or_copy(owned) is owned
+
+
+def test_weight_gradients_are_the_gemm_outputs_themselves_and_shared_ones_are_copied():
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 3, 6, 6)).astype(np.float32))
+    w = Tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
+    fc = Tensor(rng.standard_normal((5, 4 * 36)).astype(np.float32), requires_grad=True)
+    F.linear(F.conv2d(x, w, padding=1).reshape(2, -1), fc).sum().backward()
+    for leaf in (w, fc):
+        assert not leaf.grad.flags.owndata, "the pooled GEMM output is kept, not copied"
+    expected = F.conv2d(x, Tensor(w.data), padding=1).data.reshape(2, -1).T @ np.ones((2, 5), np.float32)
+    np.testing.assert_allclose(fc.grad, expected.T, rtol=1e-5)
+    a, b = Tensor(np.ones(3), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    shared = workspace.hand_over(workspace.take((3,), np.float64))
+    shared[...] = 2.0
+    a._accumulate(shared)
+    b._accumulate(shared)
+    assert a.grad is shared and b.grad is not shared, "two leaves never share one gradient array"

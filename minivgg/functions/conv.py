@@ -170,9 +170,10 @@ def conv2d_backward(dy, x_shape, cols, w, stride=1, padding=0, input_grad="im2co
 
 
 def weight_grad(dy_rows, cols, w_shape):
-    """dW = dY.T @ cols, handed out in the weight's (O, kh, kw, C) memory."""
+    """dW = dY.T @ cols, handed out in the weight's (O, kh, kw, C) memory (and handed over: the weight's
+    ``.grad`` keeps this very array)."""
     o, c, kh, kw = w_shape
-    return matmul(dy_rows.T, cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+    return workspace.hand_over(matmul(dy_rows.T, cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
 
 
 # ---- Winograd F(2x2, 3x3): 3x3 kernels, stride 1, padding 1 ------------------------------------

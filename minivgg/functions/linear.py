@@ -7,6 +7,7 @@ Pure GEMMs: NumPy hands them to BLAS, CuPy to cuBLAS; on NumPy their
 outputs go to reused workspaces (``kernels/workspace.py``).
 """
 from ..autograd import Function
+from ..kernels import workspace
 from ..kernels.workspace import matmul
 from .checks import check_ndim
 
@@ -22,7 +23,7 @@ class Linear(Function):
         return y
 
     def backward(self, grad):
-        grads = (matmul(grad, self.w), matmul(grad.T, self.x), grad.sum(axis=0))
+        grads = (matmul(grad, self.w), workspace.hand_over(matmul(grad.T, self.x)), grad.sum(axis=0))
         return grads[:len(self.inputs)]
 
 
