@@ -1,8 +1,10 @@
 """The workspace pool reuses a buffer only once nothing else holds it, and keeps to its limit."""
 import numpy as np
+import pytest
 
 import minivgg.functional as F
 from minivgg import Tensor
+from minivgg.functions import conv as conv_module
 from minivgg.kernels import workspace
 
 
@@ -92,3 +94,26 @@ def test_weight_gradients_are_the_gemm_outputs_themselves_and_shared_ones_are_co
     a._accumulate(shared)
     b._accumulate(shared)
     assert a.grad is shared and b.grad is not shared, "two leaves never share one gradient array"
+
+
+def test_kernels_shared_between_threads_give_one_threads_result_bit_for_bit(monkeypatch):
+    """Every sharded NumPy twin (padding, im2col, col2im, Winograd, ReLU, pooling) at any size."""
+    from minivgg.kernels import shards
+    if shards._pool is None:
+        pytest.skip("one CPU (or MINIVGG_THREADS=1): there are no shard threads")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    w1 = rng.standard_normal((16, 3, 3, 3)).astype(np.float32)
+    w2 = rng.standard_normal((64, 16, 3, 3)).astype(np.float32)
+    results = []
+    for threads, min_elements in ((1, 1 << 62), (2, 1)):
+        monkeypatch.setattr(shards, "THREADS", threads)
+        monkeypatch.setattr(shards, "MIN_ELEMENTS", min_elements)
+        xt, t1, t2 = (Tensor(a, requires_grad=True) for a in (x, w1, w2))
+        hidden = F.max_pool2d(F.relu(F.conv2d(xt, t1, padding=1)))
+        with conv_module.use_algorithm("winograd"):
+            y = F.relu(F.conv2d(hidden, t2, padding=1))
+        (y * y).sum().backward()
+        results.append([a.copy() for a in (y.data, xt.grad, t1.grad, t2.grad)])
+    for sharded, single in zip(*results):
+        assert np.array_equal(sharded, single)
