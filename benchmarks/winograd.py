@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) against im2col + GEMM at every 3x3 convolution of a VGG, float32, NumPy twins.
+"""Winograd F(2x2, 3x3) and taps against im2col + GEMM at every 3x3 convolution of a VGG, float32, NumPy.
 
     python benchmarks/winograd.py              # VGG-A, widths 1 and 0.25, 32x32 input, batch 64 (a few minutes)
     python benchmarks/winograd.py --config D --widths 1
@@ -18,6 +18,9 @@ NHWC memory).  Three jobs per layer:
   Winograd (its dW is dY.T @ im2col(x), the im2col done in the backward);
   and "mixed", im2col's forward with Winograd's input gradient.
 
+On maps of one 2x2 tile, 'taps' (``taps_forward``, ``taps_backward``) is
+checked and timed beside them too: its forward and its whole step.
+
 "speed" is the im2col time over the other's, measured in the same run:
 above 1 the other is faster.  The last column says what the 'auto' rule of
 ``minivgg.functions.conv.choose_algorithm`` picks for the layer's forward
@@ -34,8 +37,9 @@ import numpy as np
 
 from bench_layers import random_conv_layer
 from minivgg import kernels
-from minivgg.functions.conv import (choose_algorithm, conv2d_backward, conv2d_forward, matmul, weight_matrix,
-                                    winograd_forward, winograd_input_grad)
+from minivgg.functions.conv import (choose_algorithm, conv2d_backward, conv2d_forward, fits_one_tile, matmul,
+                                    taps_backward, taps_forward, weight_matrix, winograd_forward,
+                                    winograd_input_grad)
 from minivgg.models import CONFIGS
 from minivgg.models.vgg import parse_token
 
@@ -91,14 +95,29 @@ def bench_layer(rng, batch, c, o, side, first, repeats, warmup):
         _, saved = conv2d_forward(x, w, b, 1, 1)
         return conv2d_backward(dy, x.shape, saved, w, 1, 1, input_grad="winograd")
 
+    def taps_step():
+        taps_forward(x, w, b)
+        return taps_backward(dy, x, w, input_grad=not first)
+
     error = max(relative_difference(winograd_forward(x, w, b), y),
                 *(relative_difference(g, r) for g, r in zip(winograd_step(), im2col_step())))
+    jobs = [lambda: conv2d_forward(x, w, b, 1, 1), lambda: winograd_forward(x, w, b),
+            im2col_dx, lambda: winograd_input_grad(dy, w), im2col_step, winograd_step, mixed_step]
+    if fits_one_tile(x.shape):   # maps of one 2x2 tile: 'taps' too
+        error = max(error, relative_difference(taps_forward(x, w, b), y),
+                    *(relative_difference(g, r) for g, r in zip(taps_step(), im2col_step()) if r is not None))
+        jobs += [lambda: taps_forward(x, w, b), taps_step]
     if error > 1e-5:
-        raise AssertionError(f"{c}->{o} @{side}: Winograd differs from im2col by {error:.2e}")
-    times = alternating_medians([lambda: conv2d_forward(x, w, b, 1, 1), lambda: winograd_forward(x, w, b),
-                                 im2col_dx, lambda: winograd_input_grad(dy, w),
-                                 im2col_step, winograd_step, mixed_step], repeats, warmup)
-    return error, times
+        raise AssertionError(f"{c}->{o} @{side}: Winograd or taps differs from im2col by {error:.2e}")
+    times = alternating_medians(jobs, repeats, warmup)
+    return error, times + [None] * (9 - len(times))
+
+
+def taps_cells(t):
+    """The four 'taps' columns: its forward and step times and speeds over im2col, or '-' off one-tile maps."""
+    if t[7] is None:
+        return ["-"] * 4
+    return [f"{1e3 * t[7]:.2f}", f"{t[0] / t[7]:.2f}x", f"{1e3 * t[8]:.2f}", f"{t[4] / t[8]:.2f}x"]
 
 
 def main(argv=None):
@@ -122,7 +141,8 @@ def main(argv=None):
     print()
     headers = ("width", "layer", "max rel diff", "fwd im2col ms", "fwd wino ms", "fwd speed",
                "dx im2col ms", "dx wino ms", "dx speed", "step im2col ms", "step wino ms", "step speed",
-               "step mixed ms", "mixed speed", "auto fwd / dx")
+               "step mixed ms", "mixed speed", "fwd taps ms", "fwd taps speed", "step taps ms", "taps speed",
+               "auto fwd / dx")
     rows = []
     rng = np.random.default_rng(0)
     for width in args.widths:
@@ -135,14 +155,15 @@ def main(argv=None):
                          f"{1e3 * t[0]:.2f}", f"{1e3 * t[1]:.2f}", f"{t[0] / t[1]:.2f}x",
                          f"{1e3 * t[2]:.2f}", f"{1e3 * t[3]:.2f}", f"{t[2] / t[3]:.2f}x",
                          f"{1e3 * t[4]:.2f}", f"{1e3 * t[5]:.2f}", f"{t[4] / t[5]:.2f}x",
-                         f"{1e3 * t[6]:.2f}", f"{t[4] / t[6]:.2f}x", auto))
+                         f"{1e3 * t[6]:.2f}", f"{t[4] / t[6]:.2f}x", *taps_cells(t), auto))
             print(f"  measured {rows[-1][1]} (width {width:g})", file=sys.stderr)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     for line in [headers, ["-" * w for w in widths], *rows]:
         print(" | ".join(v.rjust(w) for v, w in zip(line, widths)))
     print()
     print("speed: im2col's median time over the other's, in the same run (above 1: the other is faster);")
-    print("mixed: im2col's forward (its columns serve dW) with Winograd's input gradient.")
+    print("mixed: im2col's forward (its columns serve dW) with Winograd's input gradient;")
+    print("taps: on maps of one 2x2 tile only, the 16 products that are not zero, no transform.")
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 

@@ -54,7 +54,11 @@ def test_winograd_benchmark_quick_mode_checks_and_times_every_vgg_a_convolution(
     assert len(rows) == 2 + 16   # VGG-A's eight convolutions at widths 1 and 0.25
     assert all(float(row[2]) <= 1e-5 for row in rows[2:])          # checked against im2col before timing
     # the rule picks each algorithm somewhere, and Winograd's input gradient below its forward
-    assert {row[-1] for row in rows[2:]} == {"im2col / im2col", "im2col / winograd", "winograd / winograd"}
+    assert {row[-1] for row in rows[2:]} == {"im2col / im2col", "im2col / winograd", "winograd / winograd",
+                                             "taps / taps"}
+    taps_rows = [row for row in rows[2:] if row[-1] == "taps / taps"]
+    assert [row[1] for row in taps_rows] == ["512->512 @2x2"] * 2 + ["128->128 @2x2"] * 2   # the one-tile maps
+    assert all(row[-2].endswith("x") for row in taps_rows) and rows[2][-2] == "-"
 
 
 def test_algorithm_benchmark_times_every_variant_on_the_default_run():
@@ -62,7 +66,7 @@ def test_algorithm_benchmark_times_every_variant_on_the_default_run():
                              "--rounds", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     header, _, row = [line for line in result.stdout.splitlines() if line.startswith("|")]
-    assert header == "| configuration | auto | im2col | winograd | auto, one tile too |"
+    assert header == "| configuration | auto | im2col | winograd | auto without taps |"
     assert row.startswith("| default | ") and row.count("x)") == 4 and "(1.00x)" in row   # auto over itself
 
 
@@ -73,6 +77,6 @@ def test_the_counterfactual_rule_gives_one_tile_maps_to_winograd_and_is_undone()
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
     one_tile, w = (8, 512, 2, 2), (512, 512, 3, 3)
-    with algorithms.rule_without_one_tile_exception():
+    with algorithms.rule_without_taps():
         assert algorithms.conv.choose_algorithm(one_tile, w, 1, 1) == "winograd"
-    assert algorithms.conv.choose_algorithm(one_tile, w, 1, 1) == "im2col"
+    assert algorithms.conv.choose_algorithm(one_tile, w, 1, 1) == "taps"

@@ -113,15 +113,20 @@ def test_the_rule_picks_the_forward_and_the_input_gradient_apart():
         assert choose_algorithm(*narrow, 1, 1, part="input_grad") == "winograd"
 
 
-def test_the_rule_keeps_im2col_on_a_map_of_one_tile():
-    """At 2x2 (VGG-A's last convolutions at 32x32) a layer wide enough for Winograd elsewhere stays im2col."""
+def test_the_rule_gives_maps_of_one_tile_to_taps():
+    """At 2x2 and smaller (VGG-A's last convolutions at 32x32) every width goes to 'taps', both parts."""
     w = (512, 512, 3, 3)
     for part in ("forward", "input_grad"):
         assert choose_algorithm((8, 512, 4, 4), w, 1, 1, part) == "winograd"
-        assert choose_algorithm((8, 512, 2, 2), w, 1, 1, part) == "im2col"
-        assert choose_algorithm((8, 512, 1, 1), w, 1, 1, part) == "im2col"
+        assert choose_algorithm((8, 512, 2, 2), w, 1, 1, part) == "taps"
+        assert choose_algorithm((8, 16, 1, 2), (32, 16, 3, 3), 1, 1, part) == "taps"
     with use_algorithm("winograd"):
         assert choose_algorithm((8, 512, 2, 2), w, 1, 1) == "winograd"
+    with use_algorithm("taps"):
+        assert choose_algorithm((8, 512, 4, 4), w, 1, 1) == "im2col", "taps does not apply: im2col"
+        assert choose_algorithm((8, 512, 2, 2), (512, 512, 3, 3), 1, 0) == "im2col"
+    with use_algorithm("im2col"):
+        assert choose_algorithm((8, 512, 2, 2), w, 1, 1) == "im2col"
 
 
 def test_forcing_an_algorithm_for_a_block_and_for_the_process():
@@ -144,7 +149,7 @@ def test_forcing_an_algorithm_for_a_block_and_for_the_process():
         set_algorithm("auto")
     with pytest.raises(ValueError, match=r"conv2d: expected part 'forward' or 'input_grad', got 'dw'"):
         choose_algorithm(*wide, 1, 1, part="dw")
-    with pytest.raises(ValueError, match=r"conv2d: expected an algorithm in \['auto', 'im2col', 'winograd'\], "
+    with pytest.raises(ValueError, match=r"conv2d: expected an algorithm in \['auto', 'im2col', 'winograd', 'taps'\], "
                                          r"got 'fft'"):
         use_algorithm("fft").__enter__()
     assert conv_module._algorithm == "auto"

@@ -34,12 +34,21 @@ padding-1 convolution is itself one: dx = conv(dy, w') with
 w'[c, o, u, v] = w[o, c, 2 - u, 2 - v] (the filters flipped, in and out
 channels swapped), so it runs through the same three steps.  The weight
 gradient stays dW = dY.T @ cols, with the im2col done in the backward when
-the forward did not make it.  ``choose_algorithm`` picks one per layer for
-the forward and one for the input gradient (the rule and its measurements
-are next to it); ``use_algorithm("im2col" | "winograd" | "auto")`` forces one
-for both, for a block of code, ``set_algorithm`` for the process.
+the forward did not make it.
+
+A third, 'taps', is for maps of one 2x2 tile (H and W at most 2, where VGG
+ends at 32x32).  With padding 1, output pixel p sees input pixel q through
+one tap, (u, v) = q - p + (1, 1), so only 16 of im2col's 36 products per
+2x2 map are not zero; 'taps' makes just those, as GEMMs on views of the NHWC
+input and of the weight's (O, kh, kw, C) memory (``taps_forward``).
+
+``choose_algorithm`` picks one per layer for the forward and one for the
+input gradient (the rule and its measurements are next to it);
+``use_algorithm("im2col" | "winograd" | "taps" | "auto")`` forces one for
+both, for a block of code, ``set_algorithm`` for the process.
 """
 import contextlib
+import itertools
 
 from ..autograd import Function
 from ..kernels import kernels_for
@@ -49,15 +58,16 @@ from ..kernels.layout import array_module, conv_output_size, to_nchw, to_nhwc
 from ..kernels.winograd import winograd_filter_transform
 from .checks import check_ndim
 
-ALGORITHMS = ("auto", "im2col", "winograd")
+ALGORITHMS = ("auto", "im2col", "winograd", "taps")
 _algorithm = "auto"   # process-wide, like the active kernel sets (data-parallel replica threads see it too)
 
 
 def set_algorithm(name):
-    """Use algorithm ``name`` for every convolution from now on: 'auto' (the rule), 'im2col' or 'winograd'.
+    """Use algorithm ``name`` for every convolution from now on: 'auto' (the rule), 'im2col', 'winograd'
+    or 'taps'.
 
-    'winograd' applies to the layers it can compute (3x3, stride 1, padding 1);
-    the others keep im2col.
+    'winograd' applies to the layers it can compute (3x3, stride 1, padding 1),
+    'taps' to those of them on maps of one 2x2 tile; the others keep im2col.
     """
     global _algorithm
     if name not in ALGORITHMS:
@@ -81,6 +91,11 @@ def winograd_applies(w_shape, stride, padding):
     return tuple(w_shape[2:]) == (3, 3) and stride == 1 and padding == 1
 
 
+def fits_one_tile(x_shape):
+    """The map is at most 2x2: one tile of Winograd F(2x2, 3x3), the maps that 'taps' computes."""
+    return x_shape[2] <= 2 and x_shape[3] <= 2
+
+
 # The 'auto' rule, from benchmarks/winograd.py (benchmarks/results/winograd.txt: VGG-A at widths 1 and 0.25
 # and VGG-D at width 1, 32x32, batch 64, float32, 2 cores, quiet).  Winograd saves GEMM work in proportion
 # to C*O per pixel and adds transform work in proportion to C + O, so what decides is C*O / (C + O), half
@@ -101,31 +116,33 @@ def winograd_applies(w_shape, stride, padding):
 # from 171 on, where the whole Winograd step beats the mixed one every time; at 128 the two are within
 # noise of each other (ahead at 16x16, behind at 2x2), and the forward stays im2col.
 #
-# Except on a map of one tile (H and W at most 2, the last two convolutions of VGG-A at 32x32): there the
-# 16 products of Winograd are 16 tiny GEMMs of N rows each, against one GEMM of 4N rows for im2col, and
-# the transforms save nothing.  Whole steps with im2col on such maps instead, both parts, against the rule
-# above (in-process A/B, 12 rounds, 2 cores; benchmarks/results/vs_pytorch.md): default run 1.04x with
-# OpenBLAS's AVX-512 kernels and 1.09x with its AVX2 ones; VGG-A width 1 1.03x and 1.00x; its forward
-# alone 1.03x and 1.01x.
+# On a map of one tile (H and W at most 2: the last two convolutions of VGG-A at 32x32) 'taps' computes
+# the 16 products that are not zero, with no transform: both parts, whatever the width.  Against im2col
+# (benchmarks/results/winograd.txt, 2-core EPYC, batch 64, OpenBLAS's AVX-512 / AVX2 kernels): 512->512
+# forward 1.6x / 2.0x, backward 1.6x / 1.9x; 128->128 forward 1.3x / 1.5x, backward 1.05x / 1.4x.  There
+# Winograd's 16 products are 16 tiny GEMMs of N rows each, and its transforms save nothing.
 WINOGRAD_MIN_HARMONIC_MEAN = {"forward": 160, "input_grad": 64}
 
 
 def winograd_pays(x_shape, w_shape, part):
-    """The 'auto' rule for ``part`` ('forward' or 'input_grad'): Winograd where 2CO/(C+O) reaches its
-    threshold, on a map of more than one 2x2 tile."""
+    """The 'auto' rule for ``part`` ('forward' or 'input_grad') on maps larger than one tile: Winograd
+    where 2CO/(C+O) reaches its threshold."""
     c, o = x_shape[1], w_shape[0]
-    one_tile = x_shape[2] <= 2 and x_shape[3] <= 2
-    return not one_tile and 2 * c * o >= WINOGRAD_MIN_HARMONIC_MEAN[part] * (c + o)
+    return 2 * c * o >= WINOGRAD_MIN_HARMONIC_MEAN[part] * (c + o)
 
 
 def choose_algorithm(x_shape, w_shape, stride, padding, part="forward"):
-    """'im2col' or 'winograd' for one layer's ``part`` ('forward' or 'input_grad'): the forced algorithm
-    where it applies, else the rule."""
+    """'im2col', 'winograd' or 'taps' for one layer's ``part`` ('forward' or 'input_grad'): the forced
+    algorithm where it applies, else the rule."""
     if part not in WINOGRAD_MIN_HARMONIC_MEAN:
         raise ValueError(f"conv2d: expected part 'forward' or 'input_grad', got {part!r}")
     if not winograd_applies(w_shape, stride, padding) or _algorithm == "im2col":
         return "im2col"
-    if _algorithm == "winograd" or winograd_pays(x_shape, w_shape, part):
+    if _algorithm == "winograd":
+        return "winograd"
+    if fits_one_tile(x_shape):
+        return "taps"
+    if _algorithm == "auto" and winograd_pays(x_shape, w_shape, part):
         return "winograd"
     return "im2col"
 
@@ -199,6 +216,73 @@ def winograd_input_grad(dy, w):
     return winograd_conv3x3(dy, winograd_filter_transform(w, flipped=True))
 
 
+# ---- 'taps': maps of one 2x2 tile, 3x3 kernels, stride 1, padding 1 -----------------------------
+
+def tap_block(w_rows, u, px, width, c):
+    """Weight row u's taps for output column px: the (O, width*C) view that meets input row qy = py + u - 1.
+
+    ``w_rows`` is the weight as (O, 3, 3*C), tap row u then columns (v, c).
+    Input column qx meets output column px through tap v = qx - px + 1, so
+    the input row's ``width`` pixels meet the contiguous columns
+    v = 1 - px ... width - px of that tap row.
+    """
+    return w_rows[:, u, (1 - px) * c:(1 - px + width) * c]
+
+
+def taps_forward(x, w, b=None):
+    """y = conv(x, w) + b for an (N, C, H, W) input with H, W <= 2, stride 1 and padding 1.
+
+    y[n, py, px] = sum over input rows qy of  x_row[n, qy] @ tap_block(u = qy - py + 1, px).T,
+    x_row[n, qy] being row qy's W pixels of C channels, side by side.
+    """
+    n, c, h, width = x.shape
+    o = w.shape[0]
+    rows = to_nhwc(x).reshape(n, h, width * c)
+    w_rows = weight_matrix(w).reshape(o, 3, 3 * c)
+    y = workspace.empty((n, h, width, o), x.dtype, like=x)
+    for py, px in itertools.product(range(h), range(width)):
+        products = (matmul(rows[:, qy], tap_block(w_rows, qy - py + 1, px, width, c).T) for qy in range(h))
+        y[:, py, px] = sum(products)
+    if b is not None:
+        y += b
+    return to_nchw(y)
+
+
+def taps_backward(dy, x, w, input_grad=True):
+    """``(dx, dw, db)`` of ``taps_forward`` (dx None without ``input_grad``).
+
+    dx row qy = sum over output pixels p of dy[:, p] @ tap_block(u = qy - py + 1, px);
+    dW[:, u, v] = dY.T @ X over the pixel pairs (p, q = p + (u - 1, v - 1)) inside the map:
+    one GEMM per tap, its rows the batch times those pairs.
+    """
+    n, c, h, width = x.shape
+    o = w.shape[0]
+    dy_nhwc, x_nhwc = to_nhwc(dy), to_nhwc(x)
+    w_rows = weight_matrix(w).reshape(o, 3, 3 * c)
+    dx = None
+    if input_grad:
+        dx = workspace.empty((n, h, width * c), dy.dtype, like=dy)
+        for qy in range(h):
+            pixels = itertools.product(range(h), range(width))
+            dx[:, qy] = sum(matmul(dy_nhwc[:, py, px], tap_block(w_rows, qy - py + 1, px, width, c))
+                            for py, px in pixels)
+        dx = to_nchw(dx.reshape(n, h, width, c))
+    dw = workspace.zeros((o, 3, 3, c), dy.dtype, like=dy)
+    for u, v in itertools.product(range(3), range(3)):
+        outputs, inputs = tap_pairs(u - 1, h), tap_pairs(v - 1, width)
+        if outputs[0].stop > outputs[0].start and inputs[0].stop > inputs[0].start:
+            d = dy_nhwc[:, outputs[0], inputs[0]].reshape(-1, o)
+            xs = x_nhwc[:, outputs[1], inputs[1]].reshape(-1, c)
+            dw[:, u, v] = matmul(d.T, xs)
+    return dx, workspace.hand_over(dw.transpose(0, 3, 1, 2)), kernels_for(dy).bias_grad(dy)
+
+
+def tap_pairs(offset, size):
+    """(output slice, input slice) along one axis of ``size`` pixels: the p with q = p + offset inside it."""
+    start, stop = max(0, -offset), size - max(0, offset)
+    return slice(start, stop), slice(start + offset, stop + offset)
+
+
 # Columns larger than this are not kept for the backward but made again from the input there: at
 # 224x224 they would hold about 850 MB per VGG-A step (9x the input of each layer), while making them
 # again costs one im2col, a few percent of the layer's time.  Smaller ones (every layer at 32x32) are kept.
@@ -242,6 +326,8 @@ class Conv2d(Function):
         self.input_grad = choose_algorithm(x.shape, w.shape, stride, padding, part="input_grad")
         self.x_shape, self.w, self.stride, self.padding = x.shape, w, stride, padding
         self.x, self.cols = x, None     # the backward's im2col (for dW) needs x unless the columns are kept
+        if self.algorithm == "taps":
+            return taps_forward(x, w, b)
         if self.algorithm == "winograd":
             return winograd_forward(x, w, b)
         y, cols = conv2d_forward(x, w, b, stride, padding)
@@ -251,7 +337,9 @@ class Conv2d(Function):
 
     def backward(self, grad):
         input_grad = self.input_grad if self.inputs[0].requires_grad else None
-        if self.cols is not None:
+        if self.algorithm == "taps":
+            dx, dw, db = taps_backward(grad, self.x, self.w, input_grad is not None)
+        elif self.cols is not None:
             dx, dw, db = conv2d_backward(grad, self.x_shape, self.cols, self.w, self.stride, self.padding,
                                          input_grad)
         else:
