@@ -119,8 +119,10 @@ def fits_one_tile(x_shape):
 # On a map of one tile (H and W at most 2: the last two convolutions of VGG-A at 32x32) 'taps' computes
 # the 16 products that are not zero, with no transform: both parts, whatever the width.  Against im2col
 # (benchmarks/results/winograd.txt, 2-core EPYC, batch 64, OpenBLAS's AVX-512 / AVX2 kernels): 512->512
-# forward 1.6x / 2.0x, backward 1.6x / 1.9x; 128->128 forward 1.3x / 1.5x, backward 1.05x / 1.4x.  There
-# Winograd's 16 products are 16 tiny GEMMs of N rows each, and its transforms save nothing.
+# forward 1.4x / 1.7x, whole step 1.2x / 1.6x; 128->128 forward 1.5x / 1.7x, step 1.3x / 1.4x.  There
+# Winograd's 16 products are 16 tiny GEMMs of N rows each, and its transforms save nothing (its step is
+# 0.8-1.05x im2col's there).  Whole networks (benchmarks/algorithms.py) against the rule without 'taps':
+# VGG-A width 1 1.04-1.05x, its forward 1.04-1.06x, VGG-D 1.10-1.30x, the default run 1.02-1.03x.
 WINOGRAD_MIN_HARMONIC_MEAN = {"forward": 160, "input_grad": 64}
 
 
