@@ -271,10 +271,10 @@ def taps_backward(dy, x, w, input_grad=True):
         dx = to_nchw(dx.reshape(n, h, width, c))
     dw = workspace.zeros((o, 3, 3, c), dy.dtype, like=dy)
     for u, v in itertools.product(range(3), range(3)):
-        outputs, inputs = tap_pairs(u - 1, h), tap_pairs(v - 1, width)
-        if outputs[0].stop > outputs[0].start and inputs[0].stop > inputs[0].start:
-            d = dy_nhwc[:, outputs[0], inputs[0]].reshape(-1, o)
-            xs = x_nhwc[:, outputs[1], inputs[1]].reshape(-1, c)
+        (out_rows, in_rows), (out_cols, in_cols) = tap_pairs(u - 1, h), tap_pairs(v - 1, width)
+        if out_rows.start < out_rows.stop and out_cols.start < out_cols.stop:   # a pixel pair meets through (u, v)
+            d = dy_nhwc[:, out_rows, out_cols].reshape(-1, o)
+            xs = x_nhwc[:, in_rows, in_cols].reshape(-1, c)
             dw[:, u, v] = matmul(d.T, xs)
     return dx, workspace.hand_over(dw.transpose(0, 3, 1, 2)), kernels_for(dy).bias_grad(dy)
 
