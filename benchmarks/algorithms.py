@@ -8,10 +8,12 @@ runs, the same network and batch as ``benchmarks/vs_pytorch.py``, with the
 rounds of every variant alternated in one process:
 
 * auto: the rule of ``minivgg.functions.conv.choose_algorithm``;
-* im2col, winograd: one algorithm forced for every layer it applies to;
+* im2col, winograd, winograd4: one algorithm forced for every layer it applies to;
 * auto without taps: the rule as if 'taps' did not exist, maps of one 2x2
   tile going by the harmonic-mean rule like any other (the rule before
-  'taps'), to show what 'taps' buys.
+  'taps'), to show what 'taps' buys;
+* auto without winograd4: the rule as it was before F(4x4, 3x3), F(2x2, 3x3)
+  on every map larger than one 2x2 tile, to show what 'winograd4' buys.
 
 "speed" is auto's median time over the variant's: below 1, auto is faster.
 """
@@ -38,11 +40,29 @@ def rule_without_taps():
         conv.fits_one_tile = fits
 
 
+@contextlib.contextmanager
+def rule_without_winograd4():
+    """The 'auto' rule before F(4x4, 3x3): F(2x2, 3x3) where 2CO/(C+O) reaches 160 (forward, training or
+    not) or 64 (input gradient), on every map larger than one 2x2 tile."""
+    rule = conv.winograd_rule
+
+    def winograd_2x2_rule(x_shape, w_shape, part):
+        c, o = x_shape[1], w_shape[0]
+        return "winograd" if 2 * c * o >= (64 if part == "input_grad" else 160) * (c + o) else "im2col"
+    conv.winograd_rule = winograd_2x2_rule
+    try:
+        yield
+    finally:
+        conv.winograd_rule = rule
+
+
 VARIANTS = {
     "auto": lambda: conv.use_algorithm("auto"),
     "im2col": lambda: conv.use_algorithm("im2col"),
     "winograd": lambda: conv.use_algorithm("winograd"),
+    "winograd4": lambda: conv.use_algorithm("winograd4"),
     "auto without taps": rule_without_taps,
+    "auto without winograd4": rule_without_winograd4,
 }
 
 

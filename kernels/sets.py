@@ -28,11 +28,12 @@ import contextlib
 
 import numpy as np
 
-from . import activation, conv, dropout, loss, lrn, pool, sgd, winograd
+from . import activation, conv, dropout, loss, lrn, pool, sgd, winograd, winograd4
 
 NAMES = (
     "im2col", "col2im", "bias_grad",
     "winograd_input_transform", "winograd_output_transform",
+    "winograd4_input_transform", "winograd4_output_transform",
     "max_pool_forward", "max_pool_values", "max_pool_backward",
     "relu_forward", "relu_backward",
     "dropout_forward", "dropout_backward",
@@ -83,7 +84,7 @@ class KernelSet:
 
 def twins(suffix=""):
     """Every kernel of NAMES, looked up as ``<name><suffix>`` in the op files."""
-    files = (activation, conv, dropout, loss, lrn, pool, sgd, winograd)
+    files = (activation, conv, dropout, loss, lrn, pool, sgd, winograd, winograd4)
     return {name: next(getattr(f, name + suffix) for f in files if hasattr(f, name + suffix)) for name in NAMES}
 
 

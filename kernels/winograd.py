@@ -57,9 +57,9 @@ FILTER_MATRIX = np.kron(G, G)
 FLIPPED_ORDER = [4 * p + q for p in (3, 1, 2, 0) for q in (3, 1, 2, 0)]
 
 
-def tile_counts(h, w):
-    """(th, tw): the 2x2 output tiles that cover an (h, w) output."""
-    return -(-h // 2), -(-w // 2)
+def tile_counts(h, w, tile=2):
+    """(th, tw): the ``tile`` x ``tile`` output tiles that cover an (h, w) output."""
+    return -(-h // tile), -(-w // tile)
 
 
 def winograd_filter_transform(w, flipped=False):
@@ -80,15 +80,17 @@ def winograd_filter_transform(w, flipped=False):
 
 # ---- the NumPy twins ---------------------------------------------------------------
 
-def pad_to_tiles(x_nhwc, th, tw):
-    """x with one zero row/column before it and enough after it for th x tw 4x4 tiles at stride 2.
+def pad_to_tiles(x_nhwc, th, tw, tile=2):
+    """x with one zero row/column before it and enough after it for th x tw input tiles of
+    (tile + 2) x (tile + 2) at stride ``tile``.
 
-    The padded map is (2*th + 2, 2*tw + 2): padding 1 on top and left, and
-    1 + (2*th - H) at the bottom, 1 + (2*tw - W) at the right (one extra row or
-    column for an odd size).  Into a reused buffer of which only the border is zeroed.
+    The padded map is (tile*th + 2, tile*tw + 2): padding 1 on top and left, and
+    1 + (tile*th - H) at the bottom, 1 + (tile*tw - W) at the right (extra rows or
+    columns where the size is not a multiple of the tile).  Into a reused buffer
+    of which only the border is zeroed.
     """
     n, h, w, c = x_nhwc.shape
-    padded = workspace.empty((n, 2 * th + 2, 2 * tw + 2, c), x_nhwc.dtype)
+    padded = workspace.empty((n, tile * th + 2, tile * tw + 2, c), x_nhwc.dtype)
 
     def pad(start, stop):
         part = padded[start:stop]
@@ -155,12 +157,17 @@ def winograd_output_transform(m, y_shape):
         for a in range(2):
             a_transpose_rows(*t[a], out=[tiles[start:stop, :, a, :, b] for b in range(2)])
     shards.over_batch(transform, n, tiles.size)
-    y = tiles.reshape(n, 2 * th, 2 * tw, o)
-    if (h, w) != (2 * th, 2 * tw):
-        cropped = workspace.empty((n, h, w, o), m.dtype)
-        np.copyto(cropped, y[:, :h, :w])
-        y = cropped
-    return to_nchw(y)
+    return to_nchw(crop(tiles.reshape(n, 2 * th, 2 * tw, o), h, w))
+
+
+def crop(y_nhwc, h, w):
+    """The top-left (h, w) of an NHWC map of whole tiles: the map itself, or a copy where it is larger."""
+    n, full_h, full_w, o = y_nhwc.shape
+    if (h, w) == (full_h, full_w):
+        return y_nhwc
+    cropped = workspace.empty((n, h, w, o), y_nhwc.dtype)
+    np.copyto(cropped, y_nhwc[:, :h, :w])
+    return cropped
 
 
 # ---- the CUDA twins (winograd.cu) --------------------------------------------------------

@@ -96,7 +96,7 @@ def test_an_input_that_needs_no_gradient_skips_dx_but_keeps_dw_and_db():
     np.testing.assert_array_equal(grads[0][2], grads[1][2])
 
 
-@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd", "winograd4"])
 @pytest.mark.parametrize("images_per_chunk", [1, 2])
 def test_columns_made_again_in_the_backward_give_the_same_gradients(monkeypatch, algorithm, images_per_chunk):
     """Large im2col matrices are not kept for the backward, which makes them again a chunk of images at a time.

@@ -36,7 +36,12 @@ channels swapped), so it runs through the same three steps.  The weight
 gradient stays dW = dY.T @ cols, with the im2col done in the backward when
 the forward did not make it.
 
-A third, 'taps', is for maps of one 2x2 tile (H and W at most 2, where VGG
+Winograd F(4x4, 3x3), 'winograd4' (``kernels/winograd4.py``), does the same
+with 4x4 output tiles: 36 products (P, C) @ (C, O), P four times fewer
+tiles, 4x fewer multiplications than the direct sum instead of 2.25x, and
+less data in the transforms, for about 20 times the float32 rounding.
+
+A fourth, 'taps', is for maps of one 2x2 tile (H and W at most 2, where VGG
 ends at 32x32).  With padding 1, output pixel p sees input pixel q through
 one tap, (u, v) = q - p + (1, 1), so only 16 of im2col's 36 products per
 2x2 map are not zero; 'taps' makes just those, as GEMMs on views of the NHWC
@@ -44,7 +49,7 @@ input and of the weight's (O, kh, kw, C) memory (``taps_forward``).
 
 ``choose_algorithm`` picks one per layer for the forward and one for the
 input gradient (the rule and its measurements are next to it);
-``use_algorithm("im2col" | "winograd" | "taps" | "auto")`` forces one for
+``use_algorithm("im2col" | "winograd" | "winograd4" | "taps" | "auto")`` forces one for
 both, for a block of code, ``set_algorithm`` for the process.
 """
 import contextlib
@@ -56,18 +61,24 @@ from ..kernels import workspace
 from ..kernels.workspace import matmul
 from ..kernels.layout import array_module, conv_output_size, to_nchw, to_nhwc
 from ..kernels.winograd import winograd_filter_transform
+from ..kernels.winograd4 import winograd4_filter_transform
 from .checks import check_ndim
 
-ALGORITHMS = ("auto", "im2col", "winograd", "taps")
+ALGORITHMS = ("auto", "im2col", "winograd", "winograd4", "taps")
+# Each Winograd algorithm's kernels (by name in the kernel set) and filter transform.
+WINOGRAD_TRANSFORMS = {
+    "winograd": ("winograd_input_transform", "winograd_output_transform", winograd_filter_transform),
+    "winograd4": ("winograd4_input_transform", "winograd4_output_transform", winograd4_filter_transform),
+}
 _algorithm = "auto"   # process-wide, like the active kernel sets (data-parallel replica threads see it too)
 
 
 def set_algorithm(name):
     """Use algorithm ``name`` for every convolution from now on: 'auto' (the rule), 'im2col', 'winograd'
-    or 'taps'.
+    (F(2x2, 3x3)), 'winograd4' (F(4x4, 3x3)) or 'taps'.
 
-    'winograd' applies to the layers it can compute (3x3, stride 1, padding 1),
-    'taps' to those of them on maps of one 2x2 tile; the others keep im2col.
+    The Winograd algorithms apply to the layers they can compute (3x3, stride 1,
+    padding 1), 'taps' to those of them on maps of one 2x2 tile; the others keep im2col.
     """
     global _algorithm
     if name not in ALGORITHMS:
@@ -101,51 +112,64 @@ def fits_one_tile(x_shape):
 # to C*O per pixel and adds transform work in proportion to C + O, so what decides is C*O / (C + O), half
 # the harmonic mean of C and O.  The forward and the input gradient are chosen apart: a Winograd forward
 # leaves no columns for dW, so its backward pays an im2col for them, while a Winograd input gradient only
-# replaces the dx GEMM and col2im.  Training-step speed over all-im2col (forward + dx + dW + db):
+# replaces the dx GEMM and col2im.  A forward that no backward follows (evaluation) has no such cost.
 #
-#   layer (C->O @side)   harmonic mean   all Winograd   im2col forward + Winograd dx
-#   1->16 @32, 3->64 @32       2, 6        0.23-0.41x     0.40-0.57x
-#   16->32 @16                   21        0.84-0.86x     1.02-1.03x
-#   32->64 @8                    43        0.81-0.84x     0.92-0.93x
-#   64->64 @8, @32               64        0.97-1.10x     1.04-1.17x
-#   64->128 @16, @4              85        1.02-1.05x, 0.84x      1.06-1.11x, 0.92-0.96x
-#   128->128 @16, @4, @2        128        1.15-1.27x, 1.09x, 0.89-0.92x    1.20-1.22x, 1.09-1.12x, 0.97-1.02x
-#   128->256 @8 and wider   171-512        1.10-1.44x     1.01-1.24x
+# On maps larger than one 4x4 tile F(4x4, 3x3) beats F(2x2, 3x3) at every width measured; speed over
+# im2col (2-core AVX-512 EPYC; F(2x2, 3x3) in brackets):
 #
-# So Winograd's input gradient from a harmonic mean of 64 (below it, it loses or ties), and its forward too
-# from 171 on, where the whole Winograd step beats the mixed one every time; at 128 the two are within
-# noise of each other (ahead at 16x16, behind at 2x2), and the forward stays im2col.
+#   layer (C->O @side)    harmonic mean   forward alone    input gradient   training step, all F(4x4)
+#   16->32 @16                   21        0.93x (0.82x)    1.53x (1.05x)    1.09x
+#   32->64 @8                    43        0.90x (0.84x)    0.90x (0.72x)    0.83x
+#   64->64 @8, @32               64        1.17x, 1.32x     1.46x, 3.03x     1.15x, 1.56x
+#   64->128 @16                  85        1.31-1.44x (0.83-0.86x)  1.46-1.59x   1.16-1.18x
+#   128->128 @16, 128->256 @8  128, 171    1.27-1.45x (0.92-1.09x)  1.23-2.46x   1.12-1.54x
+#   256->256 @8                 256        1.42-1.63x (1.00-1.28x)  1.52-1.71x   1.18-1.23x
 #
-# On a map of one tile (H and W at most 2: the last two convolutions of VGG-A at 32x32) 'taps' computes
+# and the training step with im2col's forward and F(4x4)'s input gradient ("mixed") is ahead of the all-
+# F(4x4) step below a harmonic mean of 128 (64->128 @16: 1.10-1.23x against 1.16-1.18x, 64->64 @32: 1.67x
+# against 1.56x) and level or behind from 128 on.  So on such maps: F(4x4)'s input gradient and evaluation
+# forward from a harmonic mean of 64, its training forward from 128.
+#
+# On maps of one 4x4 tile (VGG's 4x4 layers) F(4x4) has no edge over F(2x2) (256->512: 1.07x / 1.02x,
+# 512->512: 0.94-1.04x / 1.06-1.17x forward), and below a harmonic mean of 128 neither beats im2col
+# (64->128 @4 input gradient: 0.86x / 0.66x): F(2x2, 3x3) there, forward from 160, input gradient from 128.
+#
+# On a map of one 2x2 tile (H and W at most 2: the last two convolutions of VGG-A at 32x32) 'taps' computes
 # the 16 products that are not zero, with no transform: both parts, whatever the width.  Against im2col
 # (benchmarks/results/winograd.txt, 2-core EPYC, batch 64, OpenBLAS's AVX-512 / AVX2 kernels): 512->512
 # forward 1.4x / 1.7x, whole step 1.2x / 1.6x; 128->128 forward 1.5x / 1.7x, step 1.3x / 1.4x.  There
-# Winograd's 16 products are 16 tiny GEMMs of N rows each, and its transforms save nothing (its step is
-# 0.8-1.05x im2col's there).  Whole networks (benchmarks/algorithms.py) against the rule without 'taps':
+# Winograd's products are tiny GEMMs of N rows each, and its transforms save nothing (its step is
+# 0.4-1.05x im2col's there).  Whole networks (benchmarks/algorithms.py) against the rule without 'taps':
 # VGG-A width 1 1.04-1.05x, its forward 1.04-1.06x, VGG-D 1.10-1.30x, the default run 1.02-1.03x.
-WINOGRAD_MIN_HARMONIC_MEAN = {"forward": 160, "input_grad": 64}
+PARTS = ("forward", "inference", "input_grad")   # the training forward, a forward without backward, dx
+MIN_HARMONIC_MEAN = {
+    "winograd4": {"forward": 128, "inference": 64, "input_grad": 64},     # maps larger than 4x4
+    "winograd": {"forward": 160, "inference": 160, "input_grad": 128},    # maps of one 4x4 tile
+}
 
 
-def winograd_pays(x_shape, w_shape, part):
-    """The 'auto' rule for ``part`` ('forward' or 'input_grad') on maps larger than one tile: Winograd
-    where 2CO/(C+O) reaches its threshold."""
+def winograd_rule(x_shape, w_shape, part):
+    """The 'auto' rule for ``part`` on maps larger than one 2x2 tile: 'winograd4' on maps larger than
+    4x4, 'winograd' on the others, where 2CO/(C+O) reaches its threshold; else 'im2col'."""
     c, o = x_shape[1], w_shape[0]
-    return 2 * c * o >= WINOGRAD_MIN_HARMONIC_MEAN[part] * (c + o)
+    algorithm = "winograd4" if max(x_shape[2:]) > 4 else "winograd"
+    return algorithm if 2 * c * o >= MIN_HARMONIC_MEAN[algorithm][part] * (c + o) else "im2col"
 
 
 def choose_algorithm(x_shape, w_shape, stride, padding, part="forward"):
-    """'im2col', 'winograd' or 'taps' for one layer's ``part`` ('forward' or 'input_grad'): the forced
-    algorithm where it applies, else the rule."""
-    if part not in WINOGRAD_MIN_HARMONIC_MEAN:
-        raise ValueError(f"conv2d: expected part 'forward' or 'input_grad', got {part!r}")
+    """'im2col', 'winograd', 'winograd4' or 'taps' for one layer's ``part``: 'forward' (of a training step),
+    'inference' (a forward that no backward follows) or 'input_grad'; the forced algorithm where it
+    applies, else the rule."""
+    if part not in PARTS:
+        raise ValueError(f"conv2d: expected part 'forward', 'inference' or 'input_grad', got {part!r}")
     if not winograd_applies(w_shape, stride, padding) or _algorithm == "im2col":
         return "im2col"
-    if _algorithm == "winograd":
-        return "winograd"
+    if _algorithm in WINOGRAD_TRANSFORMS:
+        return _algorithm
     if fits_one_tile(x_shape):
         return "taps"
-    if _algorithm == "auto" and winograd_pays(x_shape, w_shape, part):
-        return "winograd"
+    if _algorithm == "auto":
+        return winograd_rule(x_shape, w_shape, part)
     return "im2col"
 
 
@@ -174,15 +198,15 @@ def conv2d_backward(dy, x_shape, cols, w, stride=1, padding=0, input_grad="im2co
     """Gradients of conv2d w.r.t. its input, weight and bias on raw arrays: ``(dx, dw, db)``.
 
     ``input_grad`` is the algorithm for dx: 'im2col' (col2im(dY @ W)) or
-    'winograd' (3x3, stride 1, padding 1 only); None for the first layer,
+    'winograd' or 'winograd4' (3x3, stride 1, padding 1 only); None for the first layer,
     which has nothing to send the gradient to: dx is None and its work skipped.
     """
     kernels = kernels_for(dy)
     o, c, kh, kw = w.shape
     dy_rows = to_nhwc(dy).reshape(-1, o)
     dx = None
-    if input_grad == "winograd":
-        dx = winograd_input_grad(dy, w)
+    if input_grad in WINOGRAD_TRANSFORMS:
+        dx = winograd_input_grad(dy, w, input_grad)
     elif input_grad is not None:
         dx = kernels.col2im(matmul(dy_rows, weight_matrix(w)), x_shape, kh, kw, stride, padding)
     return dx, weight_grad(dy_rows, cols, w.shape), kernels.bias_grad(dy)
@@ -197,25 +221,30 @@ def weight_grad(dy_rows, cols, w_shape):
 
 # ---- Winograd F(2x2, 3x3): 3x3 kernels, stride 1, padding 1 ------------------------------------
 
-def winograd_conv3x3(x, u):
-    """conv(x, w) with stride 1 and padding 1, given U = winograd_filter_transform(w) of shape (16, C, O)."""
+def winograd_conv3x3(x, w, algorithm, flipped=False):
+    """conv(x, w) (or conv(x, w') with the flipped filters) with stride 1 and padding 1 by ``algorithm``,
+    'winograd' or 'winograd4': input transform V (K, P, C), filter transform U (K, C, O), K GEMMs
+    V[k] @ U[k], output transform (K = 16 or 36)."""
     kernels = kernels_for(x)
+    input_transform, output_transform, filter_transform = WINOGRAD_TRANSFORMS[algorithm]
+    u = filter_transform(w, flipped=flipped)
     n, _, h, wd = x.shape
-    v = kernels.winograd_input_transform(x)                                   # (16, P, C)
-    return kernels.winograd_output_transform(matmul(v, u), (n, u.shape[2], h, wd))   # 16 GEMMs (P, C) @ (C, O)
+    v = getattr(kernels, input_transform)(x)
+    return getattr(kernels, output_transform)(matmul(v, u), (n, u.shape[2], h, wd))
 
 
-def winograd_forward(x, w, b=None):
-    """y = conv(x, w) + b for a 3x3 weight, stride 1, padding 1, by Winograd F(2x2, 3x3), on raw arrays."""
-    y = winograd_conv3x3(x, winograd_filter_transform(w))
+def winograd_forward(x, w, b=None, algorithm="winograd"):
+    """y = conv(x, w) + b for a 3x3 weight, stride 1, padding 1, by Winograd F(2x2, 3x3) ('winograd') or
+    F(4x4, 3x3) ('winograd4'), on raw arrays."""
+    y = winograd_conv3x3(x, w, algorithm)
     if b is not None:
         y += b.reshape(-1, 1, 1)
     return y
 
 
-def winograd_input_grad(dy, w):
-    """dx = conv(dy, w') with w'[c, o, u, v] = w[o, c, 2 - u, 2 - v], by Winograd F(2x2, 3x3)."""
-    return winograd_conv3x3(dy, winograd_filter_transform(w, flipped=True))
+def winograd_input_grad(dy, w, algorithm="winograd"):
+    """dx = conv(dy, w') with w'[c, o, u, v] = w[o, c, 2 - u, 2 - v], by Winograd ``algorithm``."""
+    return winograd_conv3x3(dy, w, algorithm, flipped=True)
 
 
 # ---- 'taps': maps of one 2x2 tile, 3x3 kernels, stride 1, padding 1 -----------------------------
@@ -324,14 +353,15 @@ class Conv2d(Function):
 
     def forward(self, x, w, *bias, stride, padding):
         b = bias[0] if bias else None
-        self.algorithm = choose_algorithm(x.shape, w.shape, stride, padding)
+        self.algorithm = choose_algorithm(x.shape, w.shape, stride, padding,
+                                          part="forward" if self.recorded else "inference")
         self.input_grad = choose_algorithm(x.shape, w.shape, stride, padding, part="input_grad")
         self.x_shape, self.w, self.stride, self.padding = x.shape, w, stride, padding
         self.x, self.cols = x, None     # the backward's im2col (for dW) needs x unless the columns are kept
         if self.algorithm == "taps":
             return taps_forward(x, w, b)
-        if self.algorithm == "winograd":
-            return winograd_forward(x, w, b)
+        if self.algorithm in WINOGRAD_TRANSFORMS:
+            return winograd_forward(x, w, b, self.algorithm)
         y, cols = conv2d_forward(x, w, b, stride, padding)
         if cols.nbytes <= KEEP_COLUMNS_BYTES:
             self.x, self.cols = None, cols

@@ -43,9 +43,10 @@ def test_conv2d_forward_and_backward(case, out_channels, with_bias, dtype, seed)
 
 
 @EXAMPLES
-@given(winograd_cases(), dtypes, seeds)
-def test_winograd_transforms_forward_and_input_gradient(case, dtype, seed):
-    check_winograd(EMULATOR, case, dtype, seed)
+@pytest.mark.parametrize("algorithm", ["winograd", "winograd4"])
+@given(case=winograd_cases(), dtype=dtypes, seed=seeds)
+def test_winograd_transforms_forward_and_input_gradient(algorithm, case, dtype, seed):
+    check_winograd(EMULATOR, case, dtype, seed, algorithm)
 
 
 @EXAMPLES

@@ -94,9 +94,10 @@ def test_lrn_random(gpu, shape, size, dtype, seed):
 # ---- VGG's layer shapes -------------------------------------------------------------------
 
 @EXAMPLES
+@pytest.mark.parametrize("algorithm", ["winograd", "winograd4"])
 @given(case=winograd_cases(), dtype=dtypes, seed=seeds)
-def test_winograd_random(gpu, case, dtype, seed):
-    check_winograd(gpu, case, dtype, seed)
+def test_winograd_random(gpu, algorithm, case, dtype, seed):
+    check_winograd(gpu, case, dtype, seed, algorithm)
 
 
 @pytest.mark.parametrize("case, dtype", [
@@ -104,8 +105,9 @@ def test_winograd_random(gpu, case, dtype, seed):
     (((1, 512, 14, 14), 512), f64),   # conv5
     (((2, 64, 7, 9), 32), f32),       # odd sides
 ])
-def test_winograd_vgg(gpu, case, dtype):
-    check_winograd(gpu, case, dtype, 0)
+@pytest.mark.parametrize("algorithm", ["winograd", "winograd4"])
+def test_winograd_vgg(gpu, case, dtype, algorithm):
+    check_winograd(gpu, case, dtype, 0, algorithm)
 
 
 @pytest.mark.parametrize("case, dtype", [

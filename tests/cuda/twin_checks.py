@@ -12,7 +12,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from minivgg import kernels
-from minivgg.functions.conv import conv2d_backward, conv2d_forward, winograd_forward, winograd_input_grad
+from minivgg.functions.conv import (WINOGRAD_TRANSFORMS, conv2d_backward, conv2d_forward, winograd_forward,
+                                    winograd_input_grad)
 
 numpy_twin, cuda_twin = kernels.NUMPY, kernels.CUDA
 
@@ -86,8 +87,9 @@ def conv_cases(draw):
 
 @st.composite
 def winograd_cases(draw):
-    """(x shape, out channels) of a 3x3, stride-1, padding-1 convolution: odd and even sides, 1x1 maps."""
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    """(x shape, out channels) of a 3x3, stride-1, padding-1 convolution: sides 1 to 9, odd and even,
+    multiples of 2 and 4 and neither."""
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 9)), draw(st.integers(1, 9)))
     return shape, draw(st.integers(1, 4))
 
 
@@ -132,24 +134,30 @@ def check_conv2d(device, case, out_channels, with_bias, dtype, seed):
         assert_close(device, actual, expected, sums=True)
 
 
-def check_winograd(device, case, dtype, seed):
-    """The two transforms alone (the same additions in the same order), then forward and dx through them."""
+def check_winograd(device, case, dtype, seed, algorithm="winograd"):
+    """The two transforms of ``algorithm`` ('winograd' or 'winograd4') alone, then forward and dx through them.
+
+    F(2x2, 3x3)'s twins make the same additions in the same order; F(4x4, 3x3)'s
+    NumPy twin sums through one GEMM with the Kronecker product, its CUDA twin
+    one axis at a time, so they agree to rounding (TOLERANCE) and not bit for bit.
+    """
     shape, out_channels = case
     n, c, h, w = shape
+    input_transform, output_transform, _ = WINOGRAD_TRANSFORMS[algorithm]
     rng = np.random.default_rng(seed)
     x = nhwc_view(random(rng, shape, dtype))
-    v = numpy_twin.winograd_input_transform(x)
-    assert_close(device, cuda_twin.winograd_input_transform(device.put(x)), v)
-    m = random(rng, (16, v.shape[1], out_channels), dtype)
+    v = getattr(numpy_twin, input_transform)(x)
+    assert_close(device, getattr(cuda_twin, input_transform)(device.put(x)), v)
+    m = random(rng, (v.shape[0], v.shape[1], out_channels), dtype)
     y_shape = (n, out_channels, h, w)
-    assert_close(device, cuda_twin.winograd_output_transform(device.put(m), y_shape),
-                 numpy_twin.winograd_output_transform(m, y_shape))
+    assert_close(device, getattr(cuda_twin, output_transform)(device.put(m), y_shape),
+                 getattr(numpy_twin, output_transform)(m, y_shape))
     weight, bias = random(rng, (out_channels, c, 3, 3), dtype), random(rng, out_channels, dtype)
     dy = nhwc_view(random(rng, y_shape, dtype))
-    y_ref, dx_ref = winograd_forward(x, weight, bias), winograd_input_grad(dy, weight)
+    y_ref, dx_ref = winograd_forward(x, weight, bias, algorithm), winograd_input_grad(dy, weight, algorithm)
     with device.kernels():
-        y = winograd_forward(device.put(x), device.put(weight), device.put(bias))
-        dx = winograd_input_grad(device.put(dy), device.put(weight))
+        y = winograd_forward(device.put(x), device.put(weight), device.put(bias), algorithm)
+        dx = winograd_input_grad(device.put(dy), device.put(weight), algorithm)
     assert_close(device, y, y_ref, sums=True)
     assert_close(device, dx, dx_ref, sums=True)
 

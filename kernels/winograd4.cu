@@ -1,0 +1,84 @@
+// Winograd F(4x4, 3x3) transforms (the CUDA twin of winograd4.py); the 36
+// GEMMs between them go to cuBLAS through cupy.matmul.
+//
+// Memory is NHWC: x[b, y, x, ch] sits at ((b * h + y) * w + x) * c + ch.
+// A tile p = (b, ti, tj) covers output rows 4*ti .. 4*ti + 3 and columns
+// 4*tj .. 4*tj + 3; V and M are (36, tiles, channels) row-major, entry
+// k = 6*i + j of the 6x6 transform domain first.  Where the NumPy twin
+// multiplies by kron(B^T, B^T) in one GEMM, these apply B^T to the rows and
+// then to the columns: the same sums, in another order.
+#include "cuda_common.h"
+
+// V[6*i + j, p, ch] = (B^T d B)[i, j] for the 6x6 input tile
+// d[r][s] = x[b, 4*ti - 1 + r, 4*tj - 1 + s, ch] (zero outside x).
+// One thread per (tile, channel).
+template <typename T>
+__global__ void winograd4_input_transform(const T* x, T* v,
+                                          index_t n, index_t h, index_t w, index_t c,
+                                          index_t th, index_t tw)
+{
+    const T bt[6][6] = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                        {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+    index_t tiles = n * th * tw;
+    index_t total = tiles * c;
+    for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
+        index_t ch = e % c, p = e / c;
+        index_t tj = p % tw, ti = (p / tw) % th, b = p / (tw * th);
+        T d[6][6];
+        for (int r = 0; r < 6; ++r)
+            for (int s = 0; s < 6; ++s) {
+                index_t row = 4 * ti - 1 + r, col = 4 * tj - 1 + s;
+                bool inside = 0 <= row && row < h && 0 <= col && col < w;
+                d[r][s] = inside ? x[((b * h + row) * w + col) * c + ch] : T(0);
+            }
+        T t[6][6];                                // B^T d: rows
+        for (int i = 0; i < 6; ++i)
+            for (int s = 0; s < 6; ++s) {
+                T sum = 0;
+                for (int r = 0; r < 6; ++r)
+                    sum += bt[i][r] * d[r][s];
+                t[i][s] = sum;
+            }
+        for (int i = 0; i < 6; ++i)               // (B^T d) B: columns
+            for (int j = 0; j < 6; ++j) {
+                T sum = 0;
+                for (int s = 0; s < 6; ++s)
+                    sum += t[i][s] * bt[j][s];
+                v[(index_t)(6 * i + j) * total + e] = sum;
+            }
+    }
+}
+
+// y[b, 4*ti + a, 4*tj + bb, ch] = (A^T M[:, p, ch] A)[a, bb] for tile
+// p = (b, ti, tj), the outputs beyond (h, w) left out.  One thread per (tile, channel).
+template <typename T>
+__global__ void winograd4_output_transform(const T* m, T* y,
+                                           index_t n, index_t h, index_t w, index_t c,
+                                           index_t th, index_t tw)
+{
+    const T at[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+    index_t tiles = n * th * tw;
+    index_t total = tiles * c;
+    for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
+        index_t ch = e % c, p = e / c;
+        index_t tj = p % tw, ti = (p / tw) % th, b = p / (tw * th);
+        T t[4][6];                                // A^T m: rows
+        for (int a = 0; a < 4; ++a)
+            for (int j = 0; j < 6; ++j) {
+                T sum = 0;
+                for (int i = 0; i < 6; ++i)
+                    sum += at[a][i] * m[(index_t)(6 * i + j) * total + e];
+                t[a][j] = sum;
+            }
+        for (int a = 0; a < 4; ++a)               // (A^T m) A: columns
+            for (int bb = 0; bb < 4; ++bb) {
+                index_t row = 4 * ti + a, col = 4 * tj + bb;
+                if (row >= h || col >= w)
+                    continue;
+                T sum = 0;
+                for (int j = 0; j < 6; ++j)
+                    sum += t[a][j] * at[bb][j];
+                y[((b * h + row) * w + col) * c + ch] = sum;
+            }
+    }
+}

@@ -1,0 +1,149 @@
+"""Winograd F(4x4, 3x3) (Lavin & Gray 2016): larger tiles, fewer products, twice.
+
+The same idea as F(2x2, 3x3) in ``kernels/winograd.py``, with 4x4 output
+tiles: output tile (ti, tj) needs the 6x6 input tile
+
+    d[r, s] = x[4*ti - 1 + r, 4*tj - 1 + s]      (zero outside x;  r, s = 0..5)
+
+and for one channel and one 3x3 filter g
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A          (* element-wise, 6x6)
+
+with the matrices of the points 0, 1, -1, 2, -2 and infinity:
+
+          | 4  0 -5  0  1  0 |          |  1/4    0     0  |
+          | 0 -4 -4  1  1  0 |          | -1/6  -1/6  -1/6 |         | 1  1  1  1  1  0 |
+    B^T = | 0  4 -4 -1  1  0 |      G = | -1/6   1/6  -1/6 |   A^T = | 0  1 -1  2 -2  0 |
+          | 0 -2 -1  2  1  0 |          | 1/24  1/12   1/6 |         | 0  1  1  4  4  0 |
+          | 0  2 -1 -2  1  0 |          | 1/24 -1/12   1/6 |         | 0  1 -1  8 -8  1 |
+          | 0  4  0 -5  0  1 |          |   0     0     1  |
+
+36 products make 16 outputs: 2.25 per output against the direct sum's 9
+(4x fewer; F(2x2, 3x3): 2.25x).  The transforms also move less data: V
+holds 36 numbers per 16 outputs where F(2x2, 3x3) holds 16 per 4, so V and M
+are 2.25 times the input and the output, not 4 times.  The price is
+accuracy: B, G and A have entries up to 8 and down to 1/24, and float32
+results carry about 20 times the rounding error of F(2x2, 3x3) (measured in
+tests/test_winograd.py), still within float32 training's noise.
+
+A 2-d transform is a product with a Kronecker product: for a tile d read
+row by row, vec(B^T d B) = (B^T kron B^T) vec(d).  So the NumPy twin does
+each transform for every tile and channel at once as one small GEMM:
+
+    V = kron(B^T, B^T) @ D       (36, 36) @ (36, P*C)    D: the 6x6 tiles, entry (r, s) first
+    U = kron(G, G) @ g           (36, 9)  @ (9, C*O)     (any library: winograd4_filter_transform)
+    M[k] = V[k] @ U[k]           36 GEMMs (P, C) @ (C, O)  (minivgg/functions/conv.py)
+    Y = kron(A^T, A^T) @ M       (16, 36) @ (36, P*O)
+
+The CUDA twins (winograd4.cu) compute the same entries with the two
+matrices applied one axis at a time, one thread per (tile, channel).  V and
+M are (36, P, C) and (36, P, O) arrays in C order; x and y are NCHW views of
+NHWC memory, as everywhere in kernels/.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from . import launch, shards, workspace
+from .layout import array_module, to_nchw, to_nhwc
+from .winograd import crop, pad_to_tiles, tile_counts
+
+TILE = 4   # outputs per tile side; an input tile is TILE + 2 = 6 wide
+B_T = np.array([[4, 0, -5, 0, 1, 0],
+                [0, -4, -4, 1, 1, 0],
+                [0, 4, -4, -1, 1, 0],
+                [0, -2, -1, 2, 1, 0],
+                [0, 2, -1, -2, 1, 0],
+                [0, 4, 0, -5, 0, 1]], dtype=np.float64)
+G = np.array([[1 / 4, 0, 0],
+              [-1 / 6, -1 / 6, -1 / 6],
+              [-1 / 6, 1 / 6, -1 / 6],
+              [1 / 24, 1 / 12, 1 / 6],
+              [1 / 24, -1 / 12, 1 / 6],
+              [0, 0, 1]])
+A_T = np.array([[1, 1, 1, 1, 1, 0],
+                [0, 1, -1, 2, -2, 0],
+                [0, 1, 1, 4, 4, 0],
+                [0, 1, -1, 8, -8, 1]], dtype=np.float64)
+INPUT_MATRIX = np.kron(B_T, B_T)      # (36, 36)
+FILTER_MATRIX = np.kron(G, G)         # (36, 9)
+OUTPUT_MATRIX = np.kron(A_T, A_T)     # (16, 36)
+# The flipped filter g[2 - u, 2 - v] is g's 9 entries in reverse order: the filter matrix's columns reversed.
+FLIPPED_FILTER_MATRIX = np.ascontiguousarray(FILTER_MATRIX[:, ::-1])
+
+
+def winograd4_filter_transform(w, flipped=False):
+    """U[k, c, o] = (G g G^T)[k] for every filter g = w[o, c]: a (36, C, O) array (k = 6 i + j).
+
+    With ``flipped``, the transform of the input gradient's filters
+    w'[c, o, u, v] = w[o, c, 2 - u, 2 - v]: a (36, O, C) array.  Like
+    ``winograd_filter_transform``: one product per output channel on the
+    weight's (O, kh, kw, C) memory, a transposed view out; NumPy or CuPy alike.
+    """
+    xp = array_module(w)
+    o, c = w.shape[:2]
+    matrix = FLIPPED_FILTER_MATRIX if flipped else FILTER_MATRIX
+    u = xp.matmul(xp.asarray(matrix, dtype=w.dtype), w.transpose(0, 2, 3, 1).reshape(o, 9, c))   # (O, 36, C)
+    return u.transpose(1, 0, 2) if flipped else u.transpose(1, 2, 0)
+
+
+# ---- the NumPy twins ---------------------------------------------------------------
+
+def winograd4_input_transform(x):
+    """V[k, p, c] = (B^T d B)[k] for the 6x6 input tile d of tile p = (n, ti, tj), channel c.
+
+    ``x`` is NCHW (N, C, H, W); returns V of shape (36, N*th*tw, C) with
+    th = ceil(H/4), tw = ceil(W/4).  The tiles are a strided view of the
+    padded input, copied entry (r, s) first; one GEMM transforms them all.
+    """
+    n, c, h, w = x.shape
+    th, tw = tile_counts(h, w, TILE)
+    padded = pad_to_tiles(to_nhwc(x), th, tw, TILE)
+    tiles = sliding_window_view(padded, (TILE + 2, TILE + 2), axis=(1, 2))[:, ::TILE, ::TILE]   # [n, ti, tj, c, r, s]
+    d = workspace.empty((TILE + 2, TILE + 2, n, th, tw, c), x.dtype)
+
+    def gather(start, stop):
+        np.copyto(d[:, :, start:stop], tiles[start:stop].transpose(4, 5, 0, 1, 2, 3))
+    shards.over_batch(gather, n, d.size)
+    v = workspace.matmul(INPUT_MATRIX.astype(x.dtype), d.reshape(36, -1))
+    return v.reshape(36, n * th * tw, c)
+
+
+def winograd4_output_transform(m, y_shape):
+    """y tile p = A^T M[:, p] A for every tile p and output channel: the (N, O, H, W) output.
+
+    ``m`` is (36, N*th*tw, O); ``y_shape`` the NCHW shape of the output.  One
+    GEMM makes the 16 outputs of every tile, which are then put in place in a
+    (N, 4*th, 4*tw, O) map, cropped to (H, W).  Returns an NCHW view of NHWC memory.
+    """
+    n, o, h, w = y_shape
+    th, tw = tile_counts(h, w, TILE)
+    outputs = workspace.matmul(OUTPUT_MATRIX.astype(m.dtype), m.reshape(36, -1)).reshape(TILE, TILE, n, th, tw, o)
+    tiles = workspace.empty((n, th, TILE, tw, TILE, o), m.dtype)     # y[n, 4*ti + a, 4*tj + b, o]
+
+    def scatter(start, stop):
+        np.copyto(tiles[start:stop], outputs[:, :, start:stop].transpose(2, 3, 0, 4, 1, 5))
+    shards.over_batch(scatter, n, tiles.size)
+    return to_nchw(crop(tiles.reshape(n, TILE * th, TILE * tw, o), h, w))
+
+
+# ---- the CUDA twins (winograd4.cu) --------------------------------------------------------
+
+def winograd4_input_transform_cuda(x):
+    """winograd4_input_transform on winograd4.cu: one thread per (tile, channel) writes its 36 entries."""
+    x_nhwc = to_nhwc(x)
+    n, h, w, c = x_nhwc.shape
+    th, tw = tile_counts(h, w, TILE)
+    v = array_module(x).empty((36, n * th * tw, c), dtype=x.dtype)
+    launch.run_elementwise("winograd4_input_transform", x.dtype, n * th * tw * c,
+                           (x_nhwc, v, *launch.indices(n, h, w, c, th, tw)))
+    return v
+
+
+def winograd4_output_transform_cuda(m, y_shape):
+    """winograd4_output_transform on winograd4.cu: one thread per (tile, channel) writes its 4x4 outputs."""
+    n, o, h, w = y_shape
+    th, tw = tile_counts(h, w, TILE)
+    y_nhwc = array_module(m).empty((n, h, w, o), dtype=m.dtype)
+    launch.run_elementwise("winograd4_output_transform", m.dtype, n * th * tw * o,
+                           (m, y_nhwc, *launch.indices(n, h, w, o, th, tw)))
+    return to_nchw(y_nhwc)
