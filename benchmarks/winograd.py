@@ -17,8 +17,9 @@ NHWC memory).  Three jobs per layer:
 * dx:  the input gradient alone  (col2im(dY @ W) against ``winograd_input_grad``);
 * step: forward plus the whole backward, dx, dW and db, as a training step runs
   them, three ways: all im2col (the forward's columns serve dW); all
-  Winograd (its dW is dY.T @ im2col(x), the im2col done in the backward);
-  and "mixed", im2col's forward with Winograd's input gradient.
+  Winograd (F(2x2, 3x3)'s dW is dY.T @ im2col(x), the im2col done in the
+  backward; F(4x4, 3x3)'s comes from its transposed transforms); and
+  "mixed", im2col's forward with Winograd's input gradient.
 
 On maps of one 2x2 tile, 'taps' (``taps_forward``, ``taps_backward``) is
 checked and timed beside them too: its forward and its whole step.
@@ -40,8 +41,8 @@ import numpy as np
 from bench_layers import random_conv_layer
 from minivgg import kernels
 from minivgg.functions.conv import (choose_algorithm, conv2d_backward, conv2d_forward, fits_one_tile, matmul,
-                                    taps_backward, taps_forward, weight_matrix, winograd_forward,
-                                    winograd_input_grad)
+                                    taps_backward, taps_forward, weight_matrix, winograd4_backward,
+                                    winograd_forward, winograd_input_grad)
 from minivgg.models import CONFIGS
 from minivgg.models.vgg import parse_token
 
@@ -96,6 +97,8 @@ def bench_layer(rng, batch, c, o, side, first, repeats, warmup, algorithm="winog
 
     def winograd_step():
         winograd_forward(x, w, b, algorithm)
+        if algorithm == "winograd4":   # its dW from the transposed transforms, no im2col
+            return winograd4_backward(dy, x, w, algorithm)
         return conv2d_backward(dy, x.shape, K.im2col(x, 3, 3, 1, 1), w, 1, 1, input_grad=algorithm)
 
     def mixed_step():

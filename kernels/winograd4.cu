@@ -82,3 +82,41 @@ __global__ void winograd4_output_transform(const T* m, T* y,
             }
     }
 }
+
+// Z[6*i + j, p, ch] = (A dy A^T)[i, j] for the 4x4 output-gradient tile
+// dy[a][bb] = dy[b, 4*ti + a, 4*tj + bb, ch] (zero past the map's edge): the
+// adjoint of winograd4_output_transform.  One thread per (tile, channel).
+template <typename T>
+__global__ void winograd4_grad_transform(const T* dy, T* z,
+                                         index_t n, index_t h, index_t w, index_t c,
+                                         index_t th, index_t tw)
+{
+    const T at[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+    index_t tiles = n * th * tw;
+    index_t total = tiles * c;
+    for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
+        index_t ch = e % c, p = e / c;
+        index_t tj = p % tw, ti = (p / tw) % th, b = p / (tw * th);
+        T d[4][4];
+        for (int a = 0; a < 4; ++a)
+            for (int bb = 0; bb < 4; ++bb) {
+                index_t row = 4 * ti + a, col = 4 * tj + bb;
+                d[a][bb] = (row < h && col < w) ? dy[((b * h + row) * w + col) * c + ch] : T(0);
+            }
+        T t[6][4];                                // A dy: rows
+        for (int i = 0; i < 6; ++i)
+            for (int bb = 0; bb < 4; ++bb) {
+                T sum = 0;
+                for (int a = 0; a < 4; ++a)
+                    sum += at[a][i] * d[a][bb];
+                t[i][bb] = sum;
+            }
+        for (int i = 0; i < 6; ++i)               // (A dy) A^T: columns
+            for (int j = 0; j < 6; ++j) {
+                T sum = 0;
+                for (int bb = 0; bb < 4; ++bb)
+                    sum += t[i][bb] * at[bb][j];
+                z[(index_t)(6 * i + j) * total + e] = sum;
+            }
+    }
+}

@@ -99,7 +99,8 @@ def test_an_input_that_needs_no_gradient_skips_dx_but_keeps_dw_and_db():
 @pytest.mark.parametrize("algorithm", ["im2col", "winograd", "winograd4"])
 @pytest.mark.parametrize("images_per_chunk", [1, 2])
 def test_columns_made_again_in_the_backward_give_the_same_gradients(monkeypatch, algorithm, images_per_chunk):
-    """Large im2col matrices are not kept for the backward, which makes them again a chunk of images at a time.
+    """Large im2col matrices are not kept for the backward, which makes them again a chunk of images at a time
+    (F(4x4)'s backward goes in chunks of the same size the same way).
 
     The input gradient of an image does not depend on the others: it is the same
     bit for bit.  dW and db become sums over the chunks, so they agree to float64
@@ -110,6 +111,8 @@ def test_columns_made_again_in_the_backward_give_the_same_gradients(monkeypatch,
     x, w = rng.standard_normal((3, 5, 9, 9)), rng.standard_normal((4, 5, 3, 3))
     b, dy = rng.standard_normal(4), rng.standard_normal((3, 4, 9, 9))
     per_image = 9 * 9 * 3 * 3 * 5 * 8  # one image's columns, in bytes
+    if algorithm == "winograd4":        # its backward holds no columns but its transformed input and gradient
+        per_image = conv_module.winograd4_bytes_per_image(x.shape, w.shape, x.itemsize)
     grads = []
     for limit in (conv_module.KEEP_COLUMNS_BYTES, images_per_chunk * per_image):
         monkeypatch.setattr(conv_module, "KEEP_COLUMNS_BYTES", limit)

@@ -61,7 +61,7 @@ from ..kernels import workspace
 from ..kernels.workspace import matmul
 from ..kernels.layout import array_module, conv_output_size, to_nchw, to_nhwc
 from ..kernels.winograd import winograd_filter_transform
-from ..kernels.winograd4 import winograd4_filter_transform
+from ..kernels.winograd4 import winograd4_filter_transform, winograd4_weight_transform
 from .checks import check_ndim
 
 ALGORITHMS = ("auto", "im2col", "winograd", "winograd4", "taps")
@@ -110,42 +110,43 @@ def fits_one_tile(x_shape):
 # The 'auto' rule, from benchmarks/winograd.py (benchmarks/results/winograd.txt: VGG-A at widths 1 and 0.25
 # and VGG-D at width 1, 32x32, batch 64, float32, 2 cores, quiet).  Winograd saves GEMM work in proportion
 # to C*O per pixel and adds transform work in proportion to C + O, so what decides is C*O / (C + O), half
-# the harmonic mean of C and O.  The forward and the input gradient are chosen apart: a Winograd forward
+# the harmonic mean of C and O.  The forward and the input gradient are chosen apart: an F(2x2) forward
 # leaves no columns for dW, so its backward pays an im2col for them, while a Winograd input gradient only
-# replaces the dx GEMM and col2im.  A forward that no backward follows (evaluation) has no such cost.
+# replaces the dx GEMM and col2im.  An F(4x4) forward needs no columns: its dW comes from its own
+# transforms, transposed (``winograd4_weight_grad``).
 #
 # On maps larger than one 4x4 tile F(4x4, 3x3) beats F(2x2, 3x3) at every width measured; speed over
-# im2col (2-core AVX-512 EPYC; F(2x2, 3x3) in brackets):
+# im2col (2-core AVX-512 EPYC, two runs; F(2x2, 3x3) in brackets):
 #
-#   layer (C->O @side)    harmonic mean   forward alone    input gradient   training step, all F(4x4)
-#   16->32 @16                   21        0.93x (0.82x)    1.53x (1.05x)    1.09x
-#   32->64 @8                    43        0.90x (0.84x)    0.90x (0.72x)    0.83x
-#   64->64 @8, @32               64        1.17x, 1.32x     1.46x, 3.03x     1.15x, 1.56x
-#   64->128 @16                  85        1.31-1.44x (0.83-0.86x)  1.46-1.59x   1.16-1.18x
-#   128->128 @16, 128->256 @8  128, 171    1.27-1.45x (0.92-1.09x)  1.23-2.46x   1.12-1.54x
-#   256->256 @8                 256        1.42-1.63x (1.00-1.28x)  1.52-1.71x   1.18-1.23x
+#   layer (C->O @side)     harmonic mean   forward             input gradient      training step, all F(4x4)
+#   16->32 @16                    21        0.80-0.93x (0.82x)  1.53-1.61x (1.05x)  1.04x (im2col forward: 1.43x)
+#   32->64 @8                     43        0.85-0.90x (0.84x)  0.90x (0.72x)       0.80x
+#   64->64 @8                     64        1.14-1.17x (1.07x)  1.46-1.60x (0.95x)  1.21x (im2col forward: 1.31x)
+#   64->64 @32                    64        1.32-1.39x (0.71x)  2.70-3.03x (1.48x)  1.66x (im2col forward: 1.52x)
+#   64->128 @16                   85        1.20-1.44x (0.83x)  1.46-1.62x (1.00x)  1.21-1.24x (1.15-1.25x)
+#   128->128 @16, 128->256 @8  128, 171     1.29-1.45x          1.41-2.46x          1.17-1.49x (1.00-1.39x)
+#   256->256 @8                  256        1.49-1.63x (1.28x)  1.71-1.93x (1.48x)  1.44-1.58x (1.21-1.26x)
 #
-# and the training step with im2col's forward and F(4x4)'s input gradient ("mixed") is ahead of the all-
-# F(4x4) step below a harmonic mean of 128 (64->128 @16: 1.10-1.23x against 1.16-1.18x, 64->64 @32: 1.67x
-# against 1.56x) and level or behind from 128 on.  So on such maps: F(4x4)'s input gradient and evaluation
-# forward from a harmonic mean of 64, its training forward from 128.
+# So on such maps F(4x4) for the forward (and with it dW) and the input gradient from a harmonic mean of
+# 64, and the input gradient down to 16 on maps of 16x16 and more, where there are tiles enough.
 #
-# On maps of one 4x4 tile (VGG's 4x4 layers) F(4x4) has no edge over F(2x2) (256->512: 1.07x / 1.02x,
-# 512->512: 0.94-1.04x / 1.06-1.17x forward), and below a harmonic mean of 128 neither beats im2col
-# (64->128 @4 input gradient: 0.86x / 0.66x): F(2x2, 3x3) there, forward from 160, input gradient from 128.
+# On maps of one 4x4 tile (VGG's 4x4 layers) F(4x4) has no edge over F(2x2) (256->512: 1.07-1.11x /
+# 1.02x, 512->512: 0.92-1.04x / 1.06-1.17x forward), and below a harmonic mean of 128 neither beats im2col
+# (64->128 @4 input gradient: 0.81-0.86x / 0.66x): F(2x2, 3x3) there, forward from 160, input gradient
+# from 128.
 #
 # On a map of one 2x2 tile (H and W at most 2: the last two convolutions of VGG-A at 32x32) 'taps' computes
 # the 16 products that are not zero, with no transform: both parts, whatever the width.  Against im2col
 # (benchmarks/results/winograd.txt, 2-core EPYC, batch 64, OpenBLAS's AVX-512 / AVX2 kernels): 512->512
 # forward 1.4x / 1.7x, whole step 1.2x / 1.6x; 128->128 forward 1.5x / 1.7x, step 1.3x / 1.4x.  There
 # Winograd's products are tiny GEMMs of N rows each, and its transforms save nothing (its step is
-# 0.4-1.05x im2col's there).  Whole networks (benchmarks/algorithms.py) against the rule without 'taps':
+# 0.3-1.05x im2col's there).  Whole networks (benchmarks/algorithms.py) against the rule without 'taps':
 # VGG-A width 1 1.04-1.05x, its forward 1.04-1.06x, VGG-D 1.10-1.30x, the default run 1.02-1.03x.
-PARTS = ("forward", "inference", "input_grad")   # the training forward, a forward without backward, dx
 MIN_HARMONIC_MEAN = {
-    "winograd4": {"forward": 128, "inference": 64, "input_grad": 64},     # maps larger than 4x4
-    "winograd": {"forward": 160, "inference": 160, "input_grad": 128},    # maps of one 4x4 tile
+    "winograd4": {"forward": 64, "input_grad": 64},     # maps larger than 4x4
+    "winograd": {"forward": 160, "input_grad": 128},    # maps of one 4x4 tile
 }
+LARGE_MAP_SIDE, LARGE_MAP_MIN_HARMONIC_MEAN = 16, 16    # F(4x4)'s input gradient on maps of 16x16 and more
 
 
 def winograd_rule(x_shape, w_shape, part):
@@ -153,15 +154,17 @@ def winograd_rule(x_shape, w_shape, part):
     4x4, 'winograd' on the others, where 2CO/(C+O) reaches its threshold; else 'im2col'."""
     c, o = x_shape[1], w_shape[0]
     algorithm = "winograd4" if max(x_shape[2:]) > 4 else "winograd"
-    return algorithm if 2 * c * o >= MIN_HARMONIC_MEAN[algorithm][part] * (c + o) else "im2col"
+    threshold = MIN_HARMONIC_MEAN[algorithm][part]
+    if algorithm == "winograd4" and part == "input_grad" and min(x_shape[2:]) >= LARGE_MAP_SIDE:
+        threshold = LARGE_MAP_MIN_HARMONIC_MEAN
+    return algorithm if 2 * c * o >= threshold * (c + o) else "im2col"
 
 
 def choose_algorithm(x_shape, w_shape, stride, padding, part="forward"):
-    """'im2col', 'winograd', 'winograd4' or 'taps' for one layer's ``part``: 'forward' (of a training step),
-    'inference' (a forward that no backward follows) or 'input_grad'; the forced algorithm where it
-    applies, else the rule."""
-    if part not in PARTS:
-        raise ValueError(f"conv2d: expected part 'forward', 'inference' or 'input_grad', got {part!r}")
+    """'im2col', 'winograd', 'winograd4' or 'taps' for one layer's ``part`` ('forward' or 'input_grad'):
+    the forced algorithm where it applies, else the rule."""
+    if part not in ("forward", "input_grad"):
+        raise ValueError(f"conv2d: expected part 'forward' or 'input_grad', got {part!r}")
     if not winograd_applies(w_shape, stride, padding) or _algorithm == "im2col":
         return "im2col"
     if _algorithm in WINOGRAD_TRANSFORMS:
@@ -195,21 +198,31 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
 
 
 def conv2d_backward(dy, x_shape, cols, w, stride=1, padding=0, input_grad="im2col"):
-    """Gradients of conv2d w.r.t. its input, weight and bias on raw arrays: ``(dx, dw, db)``.
+    """Gradients of conv2d w.r.t. its input, weight and bias on raw arrays: ``(dx, dw, db)``, dW from the
+    forward's columns ``cols``.  ``input_grad`` is the algorithm for dx (``input_gradient``)."""
+    dy_rows = to_nhwc(dy).reshape(-1, w.shape[0])
+    dx = input_gradient(dy, x_shape, w, stride, padding, input_grad)
+    return dx, weight_grad(dy_rows, cols, w.shape), kernels_for(dy).bias_grad(dy)
 
-    ``input_grad`` is the algorithm for dx: 'im2col' (col2im(dY @ W)) or
-    'winograd' or 'winograd4' (3x3, stride 1, padding 1 only); None for the first layer,
-    which has nothing to send the gradient to: dx is None and its work skipped.
-    """
-    kernels = kernels_for(dy)
-    o, c, kh, kw = w.shape
-    dy_rows = to_nhwc(dy).reshape(-1, o)
-    dx = None
-    if input_grad in WINOGRAD_TRANSFORMS:
-        dx = winograd_input_grad(dy, w, input_grad)
-    elif input_grad is not None:
-        dx = kernels.col2im(matmul(dy_rows, weight_matrix(w)), x_shape, kh, kw, stride, padding)
-    return dx, weight_grad(dy_rows, cols, w.shape), kernels.bias_grad(dy)
+
+def input_gradient(dy, x_shape, w, stride, padding, algorithm):
+    """dx by ``algorithm``: 'im2col' (col2im(dY @ W)), or 'winograd' or 'winograd4' (3x3, stride 1,
+    padding 1 only); None for the first layer, which has nothing to send the gradient to: dx is None
+    and its work skipped."""
+    if algorithm is None:
+        return None
+    if algorithm in WINOGRAD_TRANSFORMS:
+        return winograd_input_grad(dy, w, algorithm)
+    kh, kw = w.shape[2:]
+    dy_rows = to_nhwc(dy).reshape(-1, w.shape[0])
+    return kernels_for(dy).col2im(matmul(dy_rows, weight_matrix(w)), x_shape, kh, kw, stride, padding)
+
+
+def winograd4_backward(dy, x, w, input_grad="winograd4"):
+    """``(dx, dw, db)`` after an F(4x4, 3x3) forward, which kept no columns: dW by F(4x4)'s transposed
+    transforms (``winograd4_weight_grad``, no im2col), dx by ``input_grad``."""
+    return (input_gradient(dy, x.shape, w, 1, 1, input_grad), winograd4_weight_grad(dy, x),
+            kernels_for(dy).bias_grad(dy))
 
 
 def weight_grad(dy_rows, cols, w_shape):
@@ -245,6 +258,16 @@ def winograd_forward(x, w, b=None, algorithm="winograd"):
 def winograd_input_grad(dy, w, algorithm="winograd"):
     """dx = conv(dy, w') with w'[c, o, u, v] = w[o, c, 2 - u, 2 - v], by Winograd ``algorithm``."""
     return winograd_conv3x3(dy, w, algorithm, flipped=True)
+
+
+def winograd4_weight_grad(dy, x):
+    """dW for a 3x3, stride-1, padding-1 convolution by F(4x4, 3x3)'s transforms, transposed
+    (``kernels/winograd4.py``): dW[o, c] = G^T [sum over tiles p of (A dy_{p,o} A^T) * (B^T x_{p,c} B)] G,
+    36 GEMMs (O, P) @ (P, C) between them.  In the weight's (O, kh, kw, C) memory, handed over."""
+    kernels = kernels_for(x)
+    v = kernels.winograd4_input_transform(x)                     # (36, P, C)
+    z = kernels.winograd4_grad_transform(dy)                     # (36, P, O)
+    return workspace.hand_over(winograd4_weight_transform(matmul(z.transpose(0, 2, 1), v)))
 
 
 # ---- 'taps': maps of one 2x2 tile, 3x3 kernels, stride 1, padding 1 -----------------------------
@@ -318,7 +341,8 @@ def tap_pairs(offset, size):
 # 224x224 they would hold about 850 MB per VGG-A step (9x the input of each layer), while making them
 # again costs one im2col, a few percent of the layer's time.  Smaller ones (every layer at 32x32) are kept.
 # The backward that makes them again goes a few images at a time, so that it too holds at most this
-# much of columns (and as much of their gradient) at once.
+# much of columns (and as much of their gradient) at once; so does F(4x4)'s weight gradient with its
+# transformed input and output gradient.
 KEEP_COLUMNS_BYTES = 64 * 2 ** 20
 
 
@@ -326,6 +350,20 @@ def columns_bytes_per_image(x_shape, w_shape, stride, padding, itemsize):
     _, c, h, wd = x_shape
     _, _, kh, kw = w_shape
     return conv_output_size(h, kh, stride, padding) * conv_output_size(wd, kw, stride, padding) * kh * kw * c * itemsize
+
+
+def winograd4_bytes_per_image(x_shape, w_shape, itemsize):
+    """What F(4x4)'s weight gradient holds per image: its transformed input V and output gradient Z."""
+    _, c, h, wd = x_shape
+    th, tw = -(-h // 4), -(-wd // 4)
+    return 36 * th * tw * (c + w_shape[0]) * itemsize
+
+
+def images_per_chunk(n, bytes_per_image):
+    """Images per chunk of a backward that holds at most KEEP_COLUMNS_BYTES at once, in chunks of (about)
+    equal size."""
+    chunks = -(-n * bytes_per_image // KEEP_COLUMNS_BYTES)
+    return max(1, -(-n // chunks))
 
 
 def backward_in_chunks(backward, dy, x, images_per_chunk, input_grad):
@@ -353,8 +391,7 @@ class Conv2d(Function):
 
     def forward(self, x, w, *bias, stride, padding):
         b = bias[0] if bias else None
-        self.algorithm = choose_algorithm(x.shape, w.shape, stride, padding,
-                                          part="forward" if self.recorded else "inference")
+        self.algorithm = choose_algorithm(x.shape, w.shape, stride, padding)
         self.input_grad = choose_algorithm(x.shape, w.shape, stride, padding, part="input_grad")
         self.x_shape, self.w, self.stride, self.padding = x.shape, w, stride, padding
         self.x, self.cols = x, None     # the backward's im2col (for dW) needs x unless the columns are kept
@@ -371,6 +408,10 @@ class Conv2d(Function):
         input_grad = self.input_grad if self.inputs[0].requires_grad else None
         if self.algorithm == "taps":
             dx, dw, db = taps_backward(grad, self.x, self.w, input_grad is not None)
+        elif self.algorithm == "winograd4":
+            per_image = winograd4_bytes_per_image(self.x_shape, self.w.shape, self.x.dtype.itemsize)
+            dx, dw, db = backward_in_chunks(lambda dy, x: winograd4_backward(dy, x, self.w, input_grad), grad,
+                                            self.x, images_per_chunk(len(self.x), per_image), input_grad)
         elif self.cols is not None:
             dx, dw, db = conv2d_backward(grad, self.x_shape, self.cols, self.w, self.stride, self.padding,
                                          input_grad)
@@ -378,7 +419,7 @@ class Conv2d(Function):
             per_image = columns_bytes_per_image(self.x_shape, self.w.shape, self.stride, self.padding,
                                                 self.x.dtype.itemsize)
             dx, dw, db = backward_in_chunks(lambda dy, x: self.backward_from_input(dy, x, input_grad), grad,
-                                            self.x, max(1, KEEP_COLUMNS_BYTES // per_image), input_grad)
+                                            self.x, images_per_chunk(len(self.x), per_image), input_grad)
         return (dx, dw, db)[:len(self.inputs)]
 
     def backward_from_input(self, dy, x, input_grad):

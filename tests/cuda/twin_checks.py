@@ -12,8 +12,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from minivgg import kernels
-from minivgg.functions.conv import (WINOGRAD_TRANSFORMS, conv2d_backward, conv2d_forward, winograd_forward,
-                                    winograd_input_grad)
+from minivgg.functions.conv import (WINOGRAD_TRANSFORMS, conv2d_backward, conv2d_forward, winograd4_weight_grad,
+                                    winograd_forward, winograd_input_grad)
 
 numpy_twin, cuda_twin = kernels.NUMPY, kernels.CUDA
 
@@ -135,7 +135,8 @@ def check_conv2d(device, case, out_channels, with_bias, dtype, seed):
 
 
 def check_winograd(device, case, dtype, seed, algorithm="winograd"):
-    """The two transforms of ``algorithm`` ('winograd' or 'winograd4') alone, then forward and dx through them.
+    """The two transforms of ``algorithm`` ('winograd' or 'winograd4') alone, then forward and dx through them
+    (and for 'winograd4' its output gradient's transform and the weight gradient through it).
 
     F(2x2, 3x3)'s twins make the same additions in the same order; F(4x4, 3x3)'s
     NumPy twin sums through one GEMM with the Kronecker product, its CUDA twin
@@ -160,6 +161,13 @@ def check_winograd(device, case, dtype, seed, algorithm="winograd"):
         dx = winograd_input_grad(device.put(dy), device.put(weight), algorithm)
     assert_close(device, y, y_ref, sums=True)
     assert_close(device, dx, dx_ref, sums=True)
+    if algorithm == "winograd4":   # its weight gradient: the output gradient's transform, then through it
+        assert_close(device, cuda_twin.winograd4_grad_transform(device.put(dy)),
+                     numpy_twin.winograd4_grad_transform(dy))
+        dw_ref = winograd4_weight_grad(dy, x)
+        with device.kernels():
+            dw = winograd4_weight_grad(device.put(dy), device.put(x))
+        assert_close(device, dw, dw_ref, sums=True)
 
 
 def check_bias_grad(device, shape, dtype, seed):
