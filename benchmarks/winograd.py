@@ -42,7 +42,7 @@ from bench_layers import random_conv_layer
 from minivgg import kernels
 from minivgg.functions.conv import (choose_algorithm, conv2d_backward, conv2d_forward, fits_one_tile, matmul,
                                     taps_backward, taps_forward, weight_matrix, winograd4_backward,
-                                    winograd_forward, winograd_input_grad)
+                                    winograd_forward, winograd_input_grad, winograd_input_transform)
 from minivgg.models import CONFIGS
 from minivgg.models.vgg import parse_token
 
@@ -96,9 +96,10 @@ def bench_layer(rng, batch, c, o, side, first, repeats, warmup, algorithm="winog
         return conv2d_backward(dy, x.shape, saved, w, 1, 1)
 
     def winograd_step():
-        winograd_forward(x, w, b, algorithm)
-        if algorithm == "winograd4":   # its dW from the transposed transforms, no im2col
-            return winograd4_backward(dy, x, w, algorithm)
+        v = winograd_input_transform(x, algorithm)
+        winograd_forward(x, w, b, algorithm, v)
+        if algorithm == "winograd4":   # its dW from the transposed transforms of x (kept) and dy, no im2col
+            return winograd4_backward(dy, x.shape, v, w, algorithm)
         return conv2d_backward(dy, x.shape, K.im2col(x, 3, 3, 1, 1), w, 1, 1, input_grad=algorithm)
 
     def mixed_step():

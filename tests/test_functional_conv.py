@@ -8,7 +8,7 @@ from hypothesis import given
 
 import minivgg.functional as F
 from functional_helpers import assert_float32_close, float32_pair, forward_backward
-from minivgg import Tensor, gradcheck
+from minivgg import Tensor, gradcheck, kernels
 from strategies import conv_cases, in_layout, memory_layouts
 
 
@@ -100,7 +100,8 @@ def test_an_input_that_needs_no_gradient_skips_dx_but_keeps_dw_and_db():
 @pytest.mark.parametrize("images_per_chunk", [1, 2])
 def test_columns_made_again_in_the_backward_give_the_same_gradients(monkeypatch, algorithm, images_per_chunk):
     """Large im2col matrices are not kept for the backward, which makes them again a chunk of images at a time
-    (F(4x4)'s backward goes in chunks of the same size the same way).
+    (F(4x4)'s backward goes in chunks of the same size the same way; in one piece, it uses the input
+    transform that its forward kept).
 
     The input gradient of an image does not depend on the others: it is the same
     bit for bit.  dW and db become sums over the chunks, so they agree to float64
@@ -124,3 +125,25 @@ def test_columns_made_again_in_the_backward_give_the_same_gradients(monkeypatch,
     assert np.array_equal(dx, dx_chunked)
     np.testing.assert_allclose(dw_chunked, dw, rtol=1e-12)
     np.testing.assert_allclose(db_chunked, db, rtol=1e-12)
+
+
+def test_a_winograd4_forward_keeps_its_input_transform_for_the_weight_gradient_where_it_fits(monkeypatch):
+    """In one piece, the backward takes V from the forward: x is transformed once a step.  In chunks (one
+    image each here), the backward makes V again, once per chunk."""
+    import minivgg.functions.conv as conv_module
+    rng = np.random.default_rng(4)
+    x, w, dy = rng.standard_normal((2, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((2, 4, 8, 8))
+    reference = kernels.NUMPY.functions["winograd4_input_transform"]
+    calls = []
+
+    def counted(a):
+        calls.append(a.shape)
+        return reference(a)
+    per_image = conv_module.winograd4_bytes_per_image(x.shape, w.shape, x.itemsize)
+    for limit, transforms_of_x in ((conv_module.KEEP_COLUMNS_BYTES, 1), (per_image, 1 + 2)):
+        monkeypatch.setattr(conv_module, "KEEP_COLUMNS_BYTES", limit)
+        calls.clear()
+        with conv_module.use_algorithm("winograd4"), kernels.override(winograd4_input_transform=counted):
+            F.conv2d(Tensor(x, requires_grad=True), Tensor(w, requires_grad=True), padding=1).backward(dy)
+        # the input gradient transforms dy too (4 channels); x has 3
+        assert sum(shape[1] == 3 for shape in calls) == transforms_of_x

@@ -34,7 +34,8 @@ import minivgg.functional as F
 from minivgg import Tensor, gradcheck
 from minivgg.functions import conv as conv_module
 from minivgg.functions.conv import (choose_algorithm, conv2d_backward, conv2d_forward, set_algorithm, use_algorithm,
-                                    winograd4_backward, winograd4_weight_grad, winograd_forward, winograd_input_grad)
+                                    winograd4_backward, winograd4_weight_grad, winograd_forward, winograd_input_grad,
+                                    winograd_input_transform)
 from minivgg.kernels.winograd import winograd_filter_transform
 from minivgg.kernels.winograd4 import winograd4_filter_transform
 
@@ -91,7 +92,8 @@ def test_the_backward_after_a_winograd4_forward_matches_im2col(layer):
     """F(4x4)'s weight gradient (its transforms transposed, no im2col) and the rest of its backward."""
     x, w, _, dy = layer
     _, cols = conv2d_forward(x, w, None, 1, 1)
-    got, want = winograd4_backward(dy, x, w), conv2d_backward(dy, x.shape, cols, w, 1, 1)
+    v = winograd_input_transform(x, "winograd4")
+    got, want = winograd4_backward(dy, x.shape, v, w), conv2d_backward(dy, x.shape, cols, w, 1, 1)
     assert got[1].shape == w.shape and got[1].transpose(0, 2, 3, 1).flags.c_contiguous   # the weight's memory
     for g, r in zip(got, want):
         assert relative_error(g, r) <= FLOAT64_RTOL
@@ -101,7 +103,8 @@ def test_the_backward_after_a_winograd4_forward_matches_im2col(layer):
 def test_float32_error_of_the_winograd4_weight_gradient_is_within_its_bound(layer):
     """Measured over the same 300 layers as the forward: at most 2.5e-6 of the scale (im2col: 2.5e-7)."""
     x64, w64, _, dy64 = (a.astype(np.float32).astype(np.float64) for a in layer)
-    dw = winograd4_weight_grad(dy64.astype(np.float32), x64.astype(np.float32))
+    x32 = x64.astype(np.float32)
+    dw = winograd4_weight_grad(dy64.astype(np.float32), winograd_input_transform(x32, "winograd4"))
     assert dw.dtype == np.float32
     cols = conv2d_forward(x64, w64, None, 1, 1)[1]
     want = conv2d_backward(dy64, x64.shape, cols, w64, 1, 1)[1]

@@ -218,10 +218,10 @@ def input_gradient(dy, x_shape, w, stride, padding, algorithm):
     return kernels_for(dy).col2im(matmul(dy_rows, weight_matrix(w)), x_shape, kh, kw, stride, padding)
 
 
-def winograd4_backward(dy, x, w, input_grad="winograd4"):
+def winograd4_backward(dy, x_shape, v, w, input_grad="winograd4"):
     """``(dx, dw, db)`` after an F(4x4, 3x3) forward, which kept no columns: dW by F(4x4)'s transposed
-    transforms (``winograd4_weight_grad``, no im2col), dx by ``input_grad``."""
-    return (input_gradient(dy, x.shape, w, 1, 1, input_grad), winograd4_weight_grad(dy, x),
+    transforms from the input's transform ``v`` (``winograd4_weight_grad``, no im2col), dx by ``input_grad``."""
+    return (input_gradient(dy, x_shape, w, 1, 1, input_grad), winograd4_weight_grad(dy, v),
             kernels_for(dy).bias_grad(dy))
 
 
@@ -234,22 +234,26 @@ def weight_grad(dy_rows, cols, w_shape):
 
 # ---- Winograd F(2x2, 3x3): 3x3 kernels, stride 1, padding 1 ------------------------------------
 
-def winograd_conv3x3(x, w, algorithm, flipped=False):
+def winograd_input_transform(x, algorithm):
+    """V (K, P, C): ``algorithm``'s input transform of x, by the kernel set of x's device."""
+    return getattr(kernels_for(x), WINOGRAD_TRANSFORMS[algorithm][0])(x)
+
+
+def winograd_conv3x3(x, w, algorithm, flipped=False, v=None):
     """conv(x, w) (or conv(x, w') with the flipped filters) with stride 1 and padding 1 by ``algorithm``,
     'winograd' or 'winograd4': input transform V (K, P, C), filter transform U (K, C, O), K GEMMs
-    V[k] @ U[k], output transform (K = 16 or 36)."""
-    kernels = kernels_for(x)
-    input_transform, output_transform, filter_transform = WINOGRAD_TRANSFORMS[algorithm]
+    V[k] @ U[k], output transform (K = 16 or 36).  ``v``: x's input transform, if made already."""
+    _, output_transform, filter_transform = WINOGRAD_TRANSFORMS[algorithm]
     u = filter_transform(w, flipped=flipped)
     n, _, h, wd = x.shape
-    v = getattr(kernels, input_transform)(x)
-    return getattr(kernels, output_transform)(matmul(v, u), (n, u.shape[2], h, wd))
+    v = winograd_input_transform(x, algorithm) if v is None else v
+    return getattr(kernels_for(x), output_transform)(matmul(v, u), (n, u.shape[2], h, wd))
 
 
-def winograd_forward(x, w, b=None, algorithm="winograd"):
+def winograd_forward(x, w, b=None, algorithm="winograd", v=None):
     """y = conv(x, w) + b for a 3x3 weight, stride 1, padding 1, by Winograd F(2x2, 3x3) ('winograd') or
-    F(4x4, 3x3) ('winograd4'), on raw arrays."""
-    y = winograd_conv3x3(x, w, algorithm)
+    F(4x4, 3x3) ('winograd4'), on raw arrays (``v``: x's input transform, if made already)."""
+    y = winograd_conv3x3(x, w, algorithm, v=v)
     if b is not None:
         y += b.reshape(-1, 1, 1)
     return y
@@ -260,13 +264,12 @@ def winograd_input_grad(dy, w, algorithm="winograd"):
     return winograd_conv3x3(dy, w, algorithm, flipped=True)
 
 
-def winograd4_weight_grad(dy, x):
+def winograd4_weight_grad(dy, v):
     """dW for a 3x3, stride-1, padding-1 convolution by F(4x4, 3x3)'s transforms, transposed
     (``kernels/winograd4.py``): dW[o, c] = G^T [sum over tiles p of (A dy_{p,o} A^T) * (B^T x_{p,c} B)] G,
-    36 GEMMs (O, P) @ (P, C) between them.  In the weight's (O, kh, kw, C) memory, handed over."""
-    kernels = kernels_for(x)
-    v = kernels.winograd4_input_transform(x)                     # (36, P, C)
-    z = kernels.winograd4_grad_transform(dy)                     # (36, P, O)
+    36 GEMMs (O, P) @ (P, C) between them, from the input's transform ``v`` (36, P, C).  In the weight's
+    (O, kh, kw, C) memory, handed over."""
+    z = kernels_for(dy).winograd4_grad_transform(dy)             # (36, P, O)
     return workspace.hand_over(winograd4_weight_transform(matmul(z.transpose(0, 2, 1), v)))
 
 
@@ -342,7 +345,9 @@ def tap_pairs(offset, size):
 # again costs one im2col, a few percent of the layer's time.  Smaller ones (every layer at 32x32) are kept.
 # The backward that makes them again goes a few images at a time, so that it too holds at most this
 # much of columns (and as much of their gradient) at once; so does F(4x4)'s weight gradient with its
-# transformed input and output gradient.
+# transformed input and output gradient.  Where these two fit at once, an F(4x4) forward keeps the
+# transformed input for the backward instead of x (``keeps_input_transform``): against making it again,
+# 1.04x on whole steps of the default run, VGG-A and VGG-D at width 1 (32x32, batch 64, 2-core EPYC).
 KEEP_COLUMNS_BYTES = 64 * 2 ** 20
 
 
@@ -357,6 +362,12 @@ def winograd4_bytes_per_image(x_shape, w_shape, itemsize):
     _, c, h, wd = x_shape
     th, tw = -(-h // 4), -(-wd // 4)
     return 36 * th * tw * (c + w_shape[0]) * itemsize
+
+
+def keeps_input_transform(x_shape, w_shape, itemsize):
+    """An F(4x4) forward keeps its input transform V for dW where the backward runs in one piece (V and
+    the output gradient's transform within KEEP_COLUMNS_BYTES): its backward then makes no V again."""
+    return x_shape[0] * winograd4_bytes_per_image(x_shape, w_shape, itemsize) <= KEEP_COLUMNS_BYTES
 
 
 def images_per_chunk(n, bytes_per_image):
@@ -394,11 +405,15 @@ class Conv2d(Function):
         self.algorithm = choose_algorithm(x.shape, w.shape, stride, padding)
         self.input_grad = choose_algorithm(x.shape, w.shape, stride, padding, part="input_grad")
         self.x_shape, self.w, self.stride, self.padding = x.shape, w, stride, padding
-        self.x, self.cols = x, None     # the backward's im2col (for dW) needs x unless the columns are kept
+        # the backward's im2col (for dW) needs x unless the columns (or F(4x4)'s input transform) are kept
+        self.x, self.cols, self.v = x, None, None
         if self.algorithm == "taps":
             return taps_forward(x, w, b)
         if self.algorithm in WINOGRAD_TRANSFORMS:
-            return winograd_forward(x, w, b, self.algorithm)
+            v = winograd_input_transform(x, self.algorithm)
+            if self.algorithm == "winograd4" and keeps_input_transform(x.shape, w.shape, x.dtype.itemsize):
+                self.x, self.v = None, v
+            return winograd_forward(x, w, b, self.algorithm, v)
         y, cols = conv2d_forward(x, w, b, stride, padding)
         if cols.nbytes <= KEEP_COLUMNS_BYTES:
             self.x, self.cols = None, cols
@@ -408,10 +423,14 @@ class Conv2d(Function):
         input_grad = self.input_grad if self.inputs[0].requires_grad else None
         if self.algorithm == "taps":
             dx, dw, db = taps_backward(grad, self.x, self.w, input_grad is not None)
+        elif self.v is not None:
+            dx, dw, db = winograd4_backward(grad, self.x_shape, self.v, self.w, input_grad)
         elif self.algorithm == "winograd4":
             per_image = winograd4_bytes_per_image(self.x_shape, self.w.shape, self.x.dtype.itemsize)
-            dx, dw, db = backward_in_chunks(lambda dy, x: winograd4_backward(dy, x, self.w, input_grad), grad,
-                                            self.x, images_per_chunk(len(self.x), per_image), input_grad)
+            dx, dw, db = backward_in_chunks(
+                lambda dy, x: winograd4_backward(dy, x.shape, winograd_input_transform(x, "winograd4"), self.w,
+                                                 input_grad),
+                grad, self.x, images_per_chunk(len(self.x), per_image), input_grad)
         elif self.cols is not None:
             dx, dw, db = conv2d_backward(grad, self.x_shape, self.cols, self.w, self.stride, self.padding,
                                          input_grad)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from minivgg import kernels
 from minivgg.functions.conv import (WINOGRAD_TRANSFORMS, conv2d_backward, conv2d_forward, winograd4_weight_grad,
-                                    winograd_forward, winograd_input_grad)
+                                    winograd_forward, winograd_input_grad, winograd_input_transform)
 
 numpy_twin, cuda_twin = kernels.NUMPY, kernels.CUDA
 
@@ -164,9 +164,9 @@ def check_winograd(device, case, dtype, seed, algorithm="winograd"):
     if algorithm == "winograd4":   # its weight gradient: the output gradient's transform, then through it
         assert_close(device, cuda_twin.winograd4_grad_transform(device.put(dy)),
                      numpy_twin.winograd4_grad_transform(dy))
-        dw_ref = winograd4_weight_grad(dy, x)
+        dw_ref = winograd4_weight_grad(dy, winograd_input_transform(x, algorithm))
         with device.kernels():
-            dw = winograd4_weight_grad(device.put(dy), device.put(x))
+            dw = winograd4_weight_grad(device.put(dy), winograd_input_transform(device.put(x), algorithm))
         assert_close(device, dw, dw_ref, sums=True)
 
 
