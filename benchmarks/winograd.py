@@ -17,9 +17,8 @@ NHWC memory).  Three jobs per layer:
 * dx:  the input gradient alone  (col2im(dY @ W) against ``winograd_input_grad``);
 * step: forward plus the whole backward, dx, dW and db, as a training step runs
   them, three ways: all im2col (the forward's columns serve dW); all
-  Winograd (F(2x2, 3x3)'s dW is dY.T @ im2col(x), the im2col done in the
-  backward; F(4x4, 3x3)'s comes from its transposed transforms); and
-  "mixed", im2col's forward with Winograd's input gradient.
+  Winograd (dW from its transposed transforms, the forward's transformed
+  input kept); and "mixed", im2col's forward with Winograd's input gradient.
 
 On maps of one 2x2 tile, 'taps' (``taps_forward``, ``taps_backward``) is
 checked and timed beside them too: its forward and its whole step.
@@ -41,7 +40,7 @@ import numpy as np
 from bench_layers import random_conv_layer
 from minivgg import kernels
 from minivgg.functions.conv import (choose_algorithm, conv2d_backward, conv2d_forward, fits_one_tile, matmul,
-                                    taps_backward, taps_forward, weight_matrix, winograd4_backward,
+                                    taps_backward, taps_forward, weight_matrix, winograd_backward,
                                     winograd_forward, winograd_input_grad, winograd_input_transform)
 from minivgg.models import CONFIGS
 from minivgg.models.vgg import parse_token
@@ -98,9 +97,8 @@ def bench_layer(rng, batch, c, o, side, first, repeats, warmup, algorithm="winog
     def winograd_step():
         v = winograd_input_transform(x, algorithm)
         winograd_forward(x, w, b, algorithm, v)
-        if algorithm == "winograd4":   # its dW from the transposed transforms of x (kept) and dy, no im2col
-            return winograd4_backward(dy, x.shape, v, w, algorithm)
-        return conv2d_backward(dy, x.shape, K.im2col(x, 3, 3, 1, 1), w, 1, 1, input_grad=algorithm)
+        # its dW from the transposed transforms of x (kept) and dy, no im2col
+        return winograd_backward(dy, x.shape, v, w, algorithm, algorithm)
 
     def mixed_step():
         _, saved = conv2d_forward(x, w, b, 1, 1)

@@ -77,3 +77,40 @@ __global__ void winograd_output_transform(const T* m, T* y,
         }
     }
 }
+
+// Z[i, j, p, ch] = (A dy A^T)[i, j] for the 2x2 tile
+// dy[a][bb] = dy[b, 2*ti + a, 2*tj + bb, ch] of the output gradient (zero
+// beyond (h, w) of an odd size): the adjoint of winograd_output_transform.
+// One thread per (tile, channel).
+template <typename T>
+__global__ void winograd_grad_transform(const T* dy, T* z,
+                                        index_t n, index_t h, index_t w, index_t c,
+                                        index_t th, index_t tw)
+{
+    index_t tiles = n * th * tw;
+    index_t total = tiles * c;
+    for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
+        index_t ch = e % c, p = e / c;
+        index_t tj = p % tw, ti = (p / tw) % th, b = p / (tw * th);
+        T d[2][2];
+        for (int a = 0; a < 2; ++a)
+            for (int bb = 0; bb < 2; ++bb) {
+                index_t row = 2 * ti + a, col = 2 * tj + bb;
+                d[a][bb] = (row < h && col < w) ? dy[((b * h + row) * w + col) * c + ch] : T(0);
+            }
+        T t[4][2];                               // A dy: rows
+        for (int bb = 0; bb < 2; ++bb) {
+            t[0][bb] = d[0][bb];
+            t[1][bb] = d[0][bb] + d[1][bb];
+            t[2][bb] = d[0][bb] - d[1][bb];
+            t[3][bb] = -d[1][bb];
+        }
+        for (int i = 0; i < 4; ++i) {            // (A dy) A^T: columns
+            T* out = z + (index_t)(4 * i) * total + e;
+            out[0 * total] = t[i][0];
+            out[1 * total] = t[i][0] + t[i][1];
+            out[2 * total] = t[i][0] - t[i][1];
+            out[3 * total] = -t[i][1];
+        }
+    }
+}

@@ -60,7 +60,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import launch, shards, workspace
 from .layout import array_module, to_nchw, to_nhwc
-from .winograd import crop, pad_to_tiles, tile_counts
+from .winograd import crop, pad_to_tiles, tile_counts, winograd_weight_transform
 
 TILE = 4   # outputs per tile side; an input tile is TILE + 2 = 6 wide
 B_T = np.array([[4, 0, -5, 0, 1, 0],
@@ -102,15 +102,8 @@ def winograd4_filter_transform(w, flipped=False):
 
 
 def winograd4_weight_transform(m):
-    """dW[o, c] = G^T M[:, o, c] G for M of shape (36, O, C): the (O, C, 3, 3) weight gradient, an NCHW
-    view of the weight's (O, kh, kw, C) memory.  The adjoint of ``winograd4_filter_transform``; one GEMM,
-    NumPy or CuPy alike."""
-    xp = array_module(m)
-    _, o, c = m.shape
-    taps = xp.matmul(xp.asarray(FILTER_MATRIX.T, dtype=m.dtype), m.reshape(36, o * c)).reshape(3, 3, o, c)
-    dw = workspace.empty((o, 3, 3, c), m.dtype, like=m)
-    dw[...] = taps.transpose(2, 0, 1, 3)
-    return dw.transpose(0, 3, 1, 2)
+    """dW[o, c] = G^T M[:, o, c] G for M of shape (36, O, C): ``winograd_weight_transform`` with F(4x4)'s G."""
+    return winograd_weight_transform(m, FILTER_MATRIX)
 
 
 # ---- the NumPy twins ---------------------------------------------------------------

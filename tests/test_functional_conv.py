@@ -100,7 +100,7 @@ def test_an_input_that_needs_no_gradient_skips_dx_but_keeps_dw_and_db():
 @pytest.mark.parametrize("images_per_chunk", [1, 2])
 def test_columns_made_again_in_the_backward_give_the_same_gradients(monkeypatch, algorithm, images_per_chunk):
     """Large im2col matrices are not kept for the backward, which makes them again a chunk of images at a time
-    (F(4x4)'s backward goes in chunks of the same size the same way; in one piece, it uses the input
+    (a Winograd backward goes in chunks of the same size the same way; in one piece, it uses the input
     transform that its forward kept).
 
     The input gradient of an image does not depend on the others: it is the same
@@ -112,8 +112,8 @@ def test_columns_made_again_in_the_backward_give_the_same_gradients(monkeypatch,
     x, w = rng.standard_normal((3, 5, 9, 9)), rng.standard_normal((4, 5, 3, 3))
     b, dy = rng.standard_normal(4), rng.standard_normal((3, 4, 9, 9))
     per_image = 9 * 9 * 3 * 3 * 5 * 8  # one image's columns, in bytes
-    if algorithm == "winograd4":        # its backward holds no columns but its transformed input and gradient
-        per_image = conv_module.winograd4_bytes_per_image(x.shape, w.shape, x.itemsize)
+    if algorithm != "im2col":           # its backward holds no columns but its transformed input and gradient
+        per_image = conv_module.winograd_bytes_per_image(x.shape, w.shape, x.itemsize, algorithm)
     grads = []
     for limit in (conv_module.KEEP_COLUMNS_BYTES, images_per_chunk * per_image):
         monkeypatch.setattr(conv_module, "KEEP_COLUMNS_BYTES", limit)
@@ -127,23 +127,25 @@ def test_columns_made_again_in_the_backward_give_the_same_gradients(monkeypatch,
     np.testing.assert_allclose(db_chunked, db, rtol=1e-12)
 
 
-def test_a_winograd4_forward_keeps_its_input_transform_for_the_weight_gradient_where_it_fits(monkeypatch):
+@pytest.mark.parametrize("algorithm", ["winograd", "winograd4"])
+def test_a_winograd_forward_keeps_its_input_transform_for_the_weight_gradient_where_it_fits(monkeypatch, algorithm):
     """In one piece, the backward takes V from the forward: x is transformed once a step.  In chunks (one
     image each here), the backward makes V again, once per chunk."""
     import minivgg.functions.conv as conv_module
     rng = np.random.default_rng(4)
     x, w, dy = rng.standard_normal((2, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((2, 4, 8, 8))
-    reference = kernels.NUMPY.functions["winograd4_input_transform"]
+    transform = f"{algorithm}_input_transform"
+    reference = kernels.NUMPY.functions[transform]
     calls = []
 
     def counted(a):
         calls.append(a.shape)
         return reference(a)
-    per_image = conv_module.winograd4_bytes_per_image(x.shape, w.shape, x.itemsize)
+    per_image = conv_module.winograd_bytes_per_image(x.shape, w.shape, x.itemsize, algorithm)
     for limit, transforms_of_x in ((conv_module.KEEP_COLUMNS_BYTES, 1), (per_image, 1 + 2)):
         monkeypatch.setattr(conv_module, "KEEP_COLUMNS_BYTES", limit)
         calls.clear()
-        with conv_module.use_algorithm("winograd4"), kernels.override(winograd4_input_transform=counted):
+        with conv_module.use_algorithm(algorithm), kernels.override(**{transform: counted}):
             F.conv2d(Tensor(x, requires_grad=True), Tensor(w, requires_grad=True), padding=1).backward(dy)
         # the input gradient transforms dy too (4 channels); x has 3
         assert sum(shape[1] == 3 for shape in calls) == transforms_of_x

@@ -34,8 +34,8 @@ import minivgg.functional as F
 from minivgg import Tensor, gradcheck
 from minivgg.functions import conv as conv_module
 from minivgg.functions.conv import (choose_algorithm, conv2d_backward, conv2d_forward, set_algorithm, use_algorithm,
-                                    winograd4_backward, winograd4_weight_grad, winograd_forward, winograd_input_grad,
-                                    winograd_input_transform)
+                                    winograd_backward, winograd_forward, winograd_input_grad,
+                                    winograd_input_transform, winograd_weight_grad)
 from minivgg.kernels.winograd import winograd_filter_transform
 from minivgg.kernels.winograd4 import winograd4_filter_transform
 
@@ -87,29 +87,32 @@ def test_the_whole_backward_with_a_winograd_input_gradient_matches_im2col(algori
         assert relative_error(got, want) <= FLOAT64_RTOL
 
 
-@given(layers(max_side=10))
-def test_the_backward_after_a_winograd4_forward_matches_im2col(layer):
-    """F(4x4)'s weight gradient (its transforms transposed, no im2col) and the rest of its backward."""
+@WINOGRAD
+@given(layer=layers(max_side=10))
+def test_the_backward_after_a_winograd_forward_matches_im2col(algorithm, layer):
+    """The weight gradient by the transforms transposed (no im2col) and the rest of the backward."""
     x, w, _, dy = layer
     _, cols = conv2d_forward(x, w, None, 1, 1)
-    v = winograd_input_transform(x, "winograd4")
-    got, want = winograd4_backward(dy, x.shape, v, w), conv2d_backward(dy, x.shape, cols, w, 1, 1)
+    v = winograd_input_transform(x, algorithm)
+    got, want = winograd_backward(dy, x.shape, v, w, algorithm, algorithm), conv2d_backward(dy, x.shape, cols, w, 1, 1)
     assert got[1].shape == w.shape and got[1].transpose(0, 2, 3, 1).flags.c_contiguous   # the weight's memory
     for g, r in zip(got, want):
         assert relative_error(g, r) <= FLOAT64_RTOL
 
 
-@given(layers(max_channels=40, max_side=10))
-def test_float32_error_of_the_winograd4_weight_gradient_is_within_its_bound(layer):
-    """Measured over the same 300 layers as the forward: at most 2.5e-6 of the scale (im2col: 2.5e-7)."""
+@WINOGRAD
+@given(layer=layers(max_channels=40, max_side=10))
+def test_float32_error_of_the_winograd_weight_gradient_is_within_its_bound(algorithm, layer):
+    """Measured over 300 layers like these: at most 2.5e-6 of the scale for F(4x4), 1.6e-7 for F(2x2)
+    (im2col: 2.5e-7)."""
     x64, w64, _, dy64 = (a.astype(np.float32).astype(np.float64) for a in layer)
     x32 = x64.astype(np.float32)
-    dw = winograd4_weight_grad(dy64.astype(np.float32), winograd_input_transform(x32, "winograd4"))
+    dw = winograd_weight_grad(dy64.astype(np.float32), winograd_input_transform(x32, algorithm), algorithm)
     assert dw.dtype == np.float32
     cols = conv2d_forward(x64, w64, None, 1, 1)[1]
     want = conv2d_backward(dy64, x64.shape, cols, w64, 1, 1)[1]
     scale = conv2d_backward(np.abs(dy64), x64.shape, np.abs(cols), w64, 1, 1)[1].max()
-    assert relative_error(dw, want, scale) <= FLOAT32_RTOL["winograd4"]
+    assert relative_error(dw, want, scale) <= FLOAT32_RTOL[algorithm]
 
 
 @WINOGRAD

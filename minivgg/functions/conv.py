@@ -33,8 +33,9 @@ and y = output transform of M.  The input gradient of a 3x3, stride-1,
 padding-1 convolution is itself one: dx = conv(dy, w') with
 w'[c, o, u, v] = w[o, c, 2 - u, 2 - v] (the filters flipped, in and out
 channels swapped), so it runs through the same three steps.  The weight
-gradient stays dW = dY.T @ cols, with the im2col done in the backward when
-the forward did not make it.
+gradient comes from the same transforms, transposed (``winograd_weight_grad``):
+16 products Z[i, j]^T @ V[i, j] with Z the output gradient's transform, and
+no im2col.
 
 Winograd F(4x4, 3x3), 'winograd4' (``kernels/winograd4.py``), does the same
 with 4x4 output tiles: 36 products (P, C) @ (C, O), P four times fewer
@@ -54,21 +55,37 @@ both, for a block of code, ``set_algorithm`` for the process.
 """
 import contextlib
 import itertools
+from typing import Callable, NamedTuple
 
 from ..autograd import Function
 from ..kernels import kernels_for
 from ..kernels import workspace
 from ..kernels.workspace import matmul
 from ..kernels.layout import array_module, conv_output_size, to_nchw, to_nhwc
-from ..kernels.winograd import winograd_filter_transform
+from ..kernels.winograd import winograd_filter_transform, winograd_weight_transform
 from ..kernels.winograd4 import winograd4_filter_transform, winograd4_weight_transform
 from .checks import check_ndim
 
 ALGORITHMS = ("auto", "im2col", "winograd", "winograd4", "taps")
-# Each Winograd algorithm's kernels (by name in the kernel set) and filter transform.
+
+
+class WinogradTransforms(NamedTuple):
+    """One Winograd algorithm: its three kernels (by name in the kernel set), its filter transform and
+    that transform's adjoint, and its output tile's side (a tile has (tile + 2)**2 transform entries)."""
+    input_transform: str
+    output_transform: str
+    grad_transform: str
+    filter_transform: Callable
+    weight_transform: Callable
+    tile: int
+
+
 WINOGRAD_TRANSFORMS = {
-    "winograd": ("winograd_input_transform", "winograd_output_transform", winograd_filter_transform),
-    "winograd4": ("winograd4_input_transform", "winograd4_output_transform", winograd4_filter_transform),
+    "winograd": WinogradTransforms("winograd_input_transform", "winograd_output_transform",
+                                   "winograd_grad_transform", winograd_filter_transform, winograd_weight_transform, 2),
+    "winograd4": WinogradTransforms("winograd4_input_transform", "winograd4_output_transform",
+                                    "winograd4_grad_transform", winograd4_filter_transform,
+                                    winograd4_weight_transform, 4),
 }
 _algorithm = "auto"   # process-wide, like the active kernel sets (data-parallel replica threads see it too)
 
@@ -110,10 +127,9 @@ def fits_one_tile(x_shape):
 # The 'auto' rule, from benchmarks/winograd.py (benchmarks/results/winograd.txt: VGG-A at widths 1 and 0.25
 # and VGG-D at width 1, 32x32, batch 64, float32, 2 cores, quiet).  Winograd saves GEMM work in proportion
 # to C*O per pixel and adds transform work in proportion to C + O, so what decides is C*O / (C + O), half
-# the harmonic mean of C and O.  The forward and the input gradient are chosen apart: an F(2x2) forward
-# leaves no columns for dW, so its backward pays an im2col for them, while a Winograd input gradient only
-# replaces the dx GEMM and col2im.  An F(4x4) forward needs no columns: its dW comes from its own
-# transforms, transposed (``winograd4_weight_grad``).
+# the harmonic mean of C and O.  The forward and the input gradient are chosen apart: a Winograd forward
+# makes no columns, and its dW comes from its own transforms, transposed (``winograd_weight_grad``), while
+# a Winograd input gradient only replaces the dx GEMM and col2im.
 #
 # On maps larger than one 4x4 tile F(4x4, 3x3) beats F(2x2, 3x3) at every width measured; speed over
 # im2col (2-core AVX-512 EPYC, two runs; F(2x2, 3x3) in brackets):
@@ -133,7 +149,9 @@ def fits_one_tile(x_shape):
 # On maps of one 4x4 tile (VGG's 4x4 layers) F(4x4) has no edge over F(2x2) (256->512: 1.07-1.11x /
 # 1.02x, 512->512: 0.92-1.04x / 1.06-1.17x forward), and below a harmonic mean of 128 neither beats im2col
 # (64->128 @4 input gradient: 0.81-0.86x / 0.66x): F(2x2, 3x3) there, forward from 160, input gradient
-# from 128.
+# from 128.  With F(2x2)'s own dW, its training step on these maps: 256->512 1.09-1.19x, 512->512
+# 1.24-1.28x (im2col's forward with its input gradient: 1.02-1.09x); 128->128 1.05x, as with im2col's
+# forward; 64->128 0.78x.
 #
 # On a map of one 2x2 tile (H and W at most 2: the last two convolutions of VGG-A at 32x32) 'taps' computes
 # the 16 products that are not zero, with no transform: both parts, whatever the width.  Against im2col
@@ -218,10 +236,11 @@ def input_gradient(dy, x_shape, w, stride, padding, algorithm):
     return kernels_for(dy).col2im(matmul(dy_rows, weight_matrix(w)), x_shape, kh, kw, stride, padding)
 
 
-def winograd4_backward(dy, x_shape, v, w, input_grad="winograd4"):
-    """``(dx, dw, db)`` after an F(4x4, 3x3) forward, which kept no columns: dW by F(4x4)'s transposed
-    transforms from the input's transform ``v`` (``winograd4_weight_grad``, no im2col), dx by ``input_grad``."""
-    return (input_gradient(dy, x_shape, w, 1, 1, input_grad), winograd4_weight_grad(dy, v),
+def winograd_backward(dy, x_shape, v, w, algorithm, input_grad):
+    """``(dx, dw, db)`` after a Winograd forward by ``algorithm``, which kept no columns: dW by its
+    transposed transforms from the input's transform ``v`` (``winograd_weight_grad``, no im2col), dx by
+    ``input_grad``."""
+    return (input_gradient(dy, x_shape, w, 1, 1, input_grad), winograd_weight_grad(dy, v, algorithm),
             kernels_for(dy).bias_grad(dy))
 
 
@@ -236,18 +255,18 @@ def weight_grad(dy_rows, cols, w_shape):
 
 def winograd_input_transform(x, algorithm):
     """V (K, P, C): ``algorithm``'s input transform of x, by the kernel set of x's device."""
-    return getattr(kernels_for(x), WINOGRAD_TRANSFORMS[algorithm][0])(x)
+    return getattr(kernels_for(x), WINOGRAD_TRANSFORMS[algorithm].input_transform)(x)
 
 
 def winograd_conv3x3(x, w, algorithm, flipped=False, v=None):
     """conv(x, w) (or conv(x, w') with the flipped filters) with stride 1 and padding 1 by ``algorithm``,
     'winograd' or 'winograd4': input transform V (K, P, C), filter transform U (K, C, O), K GEMMs
     V[k] @ U[k], output transform (K = 16 or 36).  ``v``: x's input transform, if made already."""
-    _, output_transform, filter_transform = WINOGRAD_TRANSFORMS[algorithm]
-    u = filter_transform(w, flipped=flipped)
+    transforms = WINOGRAD_TRANSFORMS[algorithm]
+    u = transforms.filter_transform(w, flipped=flipped)
     n, _, h, wd = x.shape
     v = winograd_input_transform(x, algorithm) if v is None else v
-    return getattr(kernels_for(x), output_transform)(matmul(v, u), (n, u.shape[2], h, wd))
+    return getattr(kernels_for(x), transforms.output_transform)(matmul(v, u), (n, u.shape[2], h, wd))
 
 
 def winograd_forward(x, w, b=None, algorithm="winograd", v=None):
@@ -264,13 +283,17 @@ def winograd_input_grad(dy, w, algorithm="winograd"):
     return winograd_conv3x3(dy, w, algorithm, flipped=True)
 
 
-def winograd4_weight_grad(dy, v):
-    """dW for a 3x3, stride-1, padding-1 convolution by F(4x4, 3x3)'s transforms, transposed
-    (``kernels/winograd4.py``): dW[o, c] = G^T [sum over tiles p of (A dy_{p,o} A^T) * (B^T x_{p,c} B)] G,
-    36 GEMMs (O, P) @ (P, C) between them, from the input's transform ``v`` (36, P, C).  In the weight's
-    (O, kh, kw, C) memory, handed over."""
-    z = kernels_for(dy).winograd4_grad_transform(dy)             # (36, P, O)
-    return workspace.hand_over(winograd4_weight_transform(matmul(z.transpose(0, 2, 1), v)))
+def winograd_weight_grad(dy, v, algorithm):
+    """dW for a 3x3, stride-1, padding-1 convolution by Winograd ``algorithm``'s transforms, transposed
+    (``kernels/winograd.py``, ``kernels/winograd4.py``):
+
+        dW[o, c] = G^T [sum over tiles p of (A dy_{p,o} A^T) * (B^T x_{p,c} B)] G
+
+    K GEMMs (O, P) @ (P, C) between them (K = 16 or 36), from the input's transform ``v`` (K, P, C).  In
+    the weight's (O, kh, kw, C) memory, handed over."""
+    transforms = WINOGRAD_TRANSFORMS[algorithm]
+    z = getattr(kernels_for(dy), transforms.grad_transform)(dy)           # (K, P, O)
+    return workspace.hand_over(transforms.weight_transform(matmul(z.transpose(0, 2, 1), v)))
 
 
 # ---- 'taps': maps of one 2x2 tile, 3x3 kernels, stride 1, padding 1 -----------------------------
@@ -344,10 +367,11 @@ def tap_pairs(offset, size):
 # 224x224 they would hold about 850 MB per VGG-A step (9x the input of each layer), while making them
 # again costs one im2col, a few percent of the layer's time.  Smaller ones (every layer at 32x32) are kept.
 # The backward that makes them again goes a few images at a time, so that it too holds at most this
-# much of columns (and as much of their gradient) at once; so does F(4x4)'s weight gradient with its
-# transformed input and output gradient.  Where these two fit at once, an F(4x4) forward keeps the
-# transformed input for the backward instead of x (``keeps_input_transform``): against making it again,
-# 1.04x on whole steps of the default run, VGG-A and VGG-D at width 1 (32x32, batch 64, 2-core EPYC).
+# much of columns (and as much of their gradient) at once; so does a Winograd weight gradient with its
+# transformed input and output gradient.  Where these two fit at once, a Winograd forward keeps the
+# transformed input for the backward instead of x (``keeps_input_transform``): for F(4x4), against making
+# it again, 1.04x on whole steps of the default run, VGG-A and VGG-D at width 1 (32x32, batch 64, 2-core
+# EPYC).
 KEEP_COLUMNS_BYTES = 64 * 2 ** 20
 
 
@@ -357,17 +381,17 @@ def columns_bytes_per_image(x_shape, w_shape, stride, padding, itemsize):
     return conv_output_size(h, kh, stride, padding) * conv_output_size(wd, kw, stride, padding) * kh * kw * c * itemsize
 
 
-def winograd4_bytes_per_image(x_shape, w_shape, itemsize):
-    """What F(4x4)'s weight gradient holds per image: its transformed input V and output gradient Z."""
+def winograd_bytes_per_image(x_shape, w_shape, itemsize, algorithm):
+    """What a Winograd weight gradient holds per image: its transformed input V and output gradient Z."""
     _, c, h, wd = x_shape
-    th, tw = -(-h // 4), -(-wd // 4)
-    return 36 * th * tw * (c + w_shape[0]) * itemsize
+    tile = WINOGRAD_TRANSFORMS[algorithm].tile
+    return (tile + 2) ** 2 * -(-h // tile) * -(-wd // tile) * (c + w_shape[0]) * itemsize
 
 
-def keeps_input_transform(x_shape, w_shape, itemsize):
-    """An F(4x4) forward keeps its input transform V for dW where the backward runs in one piece (V and
+def keeps_input_transform(x_shape, w_shape, itemsize, algorithm):
+    """A Winograd forward keeps its input transform V for dW where the backward runs in one piece (V and
     the output gradient's transform within KEEP_COLUMNS_BYTES): its backward then makes no V again."""
-    return x_shape[0] * winograd4_bytes_per_image(x_shape, w_shape, itemsize) <= KEEP_COLUMNS_BYTES
+    return x_shape[0] * winograd_bytes_per_image(x_shape, w_shape, itemsize, algorithm) <= KEEP_COLUMNS_BYTES
 
 
 def images_per_chunk(n, bytes_per_image):
@@ -405,13 +429,13 @@ class Conv2d(Function):
         self.algorithm = choose_algorithm(x.shape, w.shape, stride, padding)
         self.input_grad = choose_algorithm(x.shape, w.shape, stride, padding, part="input_grad")
         self.x_shape, self.w, self.stride, self.padding = x.shape, w, stride, padding
-        # the backward's im2col (for dW) needs x unless the columns (or F(4x4)'s input transform) are kept
+        # the backward needs x unless the columns (or a Winograd forward's input transform) are kept
         self.x, self.cols, self.v = x, None, None
         if self.algorithm == "taps":
             return taps_forward(x, w, b)
         if self.algorithm in WINOGRAD_TRANSFORMS:
             v = winograd_input_transform(x, self.algorithm)
-            if self.algorithm == "winograd4" and keeps_input_transform(x.shape, w.shape, x.dtype.itemsize):
+            if keeps_input_transform(x.shape, w.shape, x.dtype.itemsize, self.algorithm):
                 self.x, self.v = None, v
             return winograd_forward(x, w, b, self.algorithm, v)
         y, cols = conv2d_forward(x, w, b, stride, padding)
@@ -424,12 +448,12 @@ class Conv2d(Function):
         if self.algorithm == "taps":
             dx, dw, db = taps_backward(grad, self.x, self.w, input_grad is not None)
         elif self.v is not None:
-            dx, dw, db = winograd4_backward(grad, self.x_shape, self.v, self.w, input_grad)
-        elif self.algorithm == "winograd4":
-            per_image = winograd4_bytes_per_image(self.x_shape, self.w.shape, self.x.dtype.itemsize)
+            dx, dw, db = winograd_backward(grad, self.x_shape, self.v, self.w, self.algorithm, input_grad)
+        elif self.algorithm in WINOGRAD_TRANSFORMS:
+            per_image = winograd_bytes_per_image(self.x_shape, self.w.shape, self.x.dtype.itemsize, self.algorithm)
             dx, dw, db = backward_in_chunks(
-                lambda dy, x: winograd4_backward(dy, x.shape, winograd_input_transform(x, "winograd4"), self.w,
-                                                 input_grad),
+                lambda dy, x: winograd_backward(dy, x.shape, winograd_input_transform(x, self.algorithm), self.w,
+                                                self.algorithm, input_grad),
                 grad, self.x, images_per_chunk(len(self.x), per_image), input_grad)
         elif self.cols is not None:
             dx, dw, db = conv2d_backward(grad, self.x_shape, self.cols, self.w, self.stride, self.padding,

@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from minivgg import kernels
-from minivgg.functions.conv import (WINOGRAD_TRANSFORMS, conv2d_backward, conv2d_forward, winograd4_weight_grad,
+from minivgg.functions.conv import (WINOGRAD_TRANSFORMS, conv2d_backward, conv2d_forward, winograd_weight_grad,
                                     winograd_forward, winograd_input_grad, winograd_input_transform)
 
 numpy_twin, cuda_twin = kernels.NUMPY, kernels.CUDA
@@ -144,7 +144,8 @@ def check_winograd(device, case, dtype, seed, algorithm="winograd"):
     """
     shape, out_channels = case
     n, c, h, w = shape
-    input_transform, output_transform, _ = WINOGRAD_TRANSFORMS[algorithm]
+    transforms = WINOGRAD_TRANSFORMS[algorithm]
+    input_transform, output_transform = transforms.input_transform, transforms.output_transform
     rng = np.random.default_rng(seed)
     x = nhwc_view(random(rng, shape, dtype))
     v = getattr(numpy_twin, input_transform)(x)
@@ -161,13 +162,13 @@ def check_winograd(device, case, dtype, seed, algorithm="winograd"):
         dx = winograd_input_grad(device.put(dy), device.put(weight), algorithm)
     assert_close(device, y, y_ref, sums=True)
     assert_close(device, dx, dx_ref, sums=True)
-    if algorithm == "winograd4":   # its weight gradient: the output gradient's transform, then through it
-        assert_close(device, cuda_twin.winograd4_grad_transform(device.put(dy)),
-                     numpy_twin.winograd4_grad_transform(dy))
-        dw_ref = winograd4_weight_grad(dy, winograd_input_transform(x, algorithm))
-        with device.kernels():
-            dw = winograd4_weight_grad(device.put(dy), winograd_input_transform(device.put(x), algorithm))
-        assert_close(device, dw, dw_ref, sums=True)
+    # the weight gradient: the output gradient's transform, then through it
+    grad_transform = transforms.grad_transform
+    assert_close(device, getattr(cuda_twin, grad_transform)(device.put(dy)), getattr(numpy_twin, grad_transform)(dy))
+    dw_ref = winograd_weight_grad(dy, v, algorithm)
+    with device.kernels():
+        dw = winograd_weight_grad(device.put(dy), winograd_input_transform(device.put(x), algorithm), algorithm)
+    assert_close(device, dw, dw_ref, sums=True)
 
 
 def check_bias_grad(device, shape, dtype, seed):
