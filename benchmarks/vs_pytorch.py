@@ -10,6 +10,16 @@ the same batch and the same number of threads.  Each round times one step of
 minivgg and one of PyTorch, alternated in this one process so that both see
 the same machine; the table gives medians, min-max, and the ratio of
 speeds (PyTorch's median time over minivgg's: above 1, minivgg is faster).
+
+Each timed step follows ``--settle`` untimed steps (default 1) of the same
+library, as in a training loop, where a step follows a step of its own.
+Without them, a step is timed while the other library's idle threads still
+hold the cores: PyTorch's OpenMP threads spin for milliseconds after each
+parallel region (libgomp's default wait policy).  On the 2-core EPYC, the
+default run's minivgg step measured 39 ms right after PyTorch's and 32 ms
+with PyTorch's threads set to sleep at once (``OMP_WAIT_POLICY=PASSIVE``,
+which slows PyTorch's own step from 19.6 to 25.3 ms, so it is not used).
+``--settle 0`` gives the earlier harness.
 PyTorch runs in its default NCHW layout and in channels_last; the better of
 the two is the reference.  Peak memory is measured in separate processes
 (``--memory``), as the growth of the peak resident set over the process
@@ -154,11 +164,14 @@ def seconds(step):
     return time.perf_counter() - start
 
 
-def alternate(runners, rounds, warmup):
-    """{name: [seconds per round]}: one step of every runner per round, in turn, after ``warmup`` rounds."""
+def alternate(runners, rounds, warmup, settle=1):
+    """{name: [seconds per round]}: one timed step of every runner per round, in turn, each after ``settle``
+    untimed steps of the same runner, after ``warmup`` rounds."""
     times = {name: [] for name in runners}
     for round_index in range(warmup + rounds):
         for name, runner in runners.items():
+            for _ in range(settle):
+                runner.step()
             elapsed = seconds(runner.step)
             if round_index >= warmup:
                 times[name].append(elapsed)
@@ -169,11 +182,11 @@ def summary(values):
     return statistics.median(values), min(values), max(values)
 
 
-def bench_config(name, rounds, warmup):
+def bench_config(name, rounds, warmup, settle=1):
     config, width, channels, size, batch, what = CONFIGS[name]
     ours = MinivggRunner(config, width, channels, size, batch, what)
     runners = {"minivgg": ours, "torch NCHW": TorchRunner(ours, False), "torch channels_last": TorchRunner(ours, True)}
-    times = alternate(runners, rounds, warmup)
+    times = alternate(runners, rounds, warmup, settle)
     medians = {k: statistics.median(v) for k, v in times.items()}
     best = min(("torch NCHW", "torch channels_last"), key=medians.get)
     return {"name": name, "times": times, "best_torch": best, "ratio": medians[best] / medians["minivgg"]}
@@ -186,7 +199,7 @@ def nhwc_memory(a):
     return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
-def bench_layers(rounds, warmup, batch=64):
+def bench_layers(rounds, warmup, settle=1, batch=64):
     """Each convolution of VGG-A at 32x32 (width 1): forward + backward, minivgg vs torch conv2d."""
     model = vgg("A", num_classes=10, in_channels=3, input_size=32, width=1.0, init="glorot")
     rng, side, rows = np.random.default_rng(0), 32, []
@@ -216,7 +229,8 @@ def bench_layers(rounds, warmup, batch=64):
         def torch_step():
             torch.nn.functional.conv2d(tx, tw, tb, padding=1).backward(tdy)
         times = alternate({"minivgg": type("R", (), {"step": staticmethod(ours_step)}),
-                           "torch": type("R", (), {"step": staticmethod(torch_step)})}, rounds, warmup)
+                           "torch": type("R", (), {"step": staticmethod(torch_step)})}, rounds, warmup,
+                         settle)
         rows.append((f"{c}->{o} @{side}x{side}", times))
     return rows
 
@@ -300,8 +314,9 @@ def openblas_environment():
     return "; ".join(settings + [f"OpenBLAS kernels {', '.join(map(str, kernels))}"])
 
 
-def report(results, layers, memory, rounds, warmup):
-    lines = [environment(), f"median (min-max) ms over {rounds} alternated rounds after {warmup} warm-up", ""]
+def report(results, layers, memory, rounds, warmup, settle):
+    lines = [environment(), f"median (min-max) ms over {rounds} alternated rounds after {warmup} warm-up, "
+             f"each timed step after {settle} untimed step(s) of the same library", ""]
     lines += ["| configuration | minivgg ms | PyTorch NCHW ms | PyTorch channels_last ms | "
               "minivgg speed / best PyTorch |", "|---|---|---|---|---|"]
     for r in results:
@@ -330,6 +345,8 @@ def main(argv=None):
     parser.add_argument("--only", action="append", choices=[*CONFIGS, "layers"], help="run only these (repeatable)")
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds per configuration (default 7)")
     parser.add_argument("--quick", action="store_true", help="smoke mode: 1 round, no warm-up, small configs")
+    parser.add_argument("--settle", type=int, default=1,
+                        help="untimed steps of the same library before each timed one (default 1; module docstring)")
     parser.add_argument("--threads", type=int, default=2, help="threads for PyTorch (default 2; BLAS uses its own)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
     parser.add_argument("--out", default=None, help="write the report (Markdown) here as well")
@@ -342,20 +359,21 @@ def main(argv=None):
     if args.quick:
         chosen = args.only or ["default"]
     rounds, warmup = (1, 0) if args.quick else (args.rounds, 1)
+    args.settle = 0 if args.quick else args.settle
     results = []
     for name in chosen:
         if name == "layers":
             continue
         r = rounds if name != "A-224" else min(rounds, 3)
-        results.append(bench_config(name, r, warmup))
+        results.append(bench_config(name, r, warmup, args.settle))
         print(f"{name}: minivgg speed / best PyTorch = {results[-1]['ratio']:.2f}", flush=True)
-    layers = bench_layers(rounds, warmup) if "layers" in chosen else []
+    layers = bench_layers(rounds, warmup, args.settle) if "layers" in chosen else []
     memory = {}
     if not (args.no_memory or args.quick):
         for name in [n for n in ("default", "A-224") if n in chosen]:
             memory[name] = {lib: memory_in_subprocess(name, lib)
                             for lib in ("minivgg", "torch-NCHW", "torch-channels_last")}
-    text = report(results, layers, memory, rounds, warmup)
+    text = report(results, layers, memory, rounds, warmup, args.settle)
     print(text)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as out:
