@@ -6,7 +6,7 @@
 // 2*tj, 2*tj + 1; V and M are (16, tiles, channels) row-major, entry (i, j)
 // of the 4x4 transform domain first.  The additions are those of
 // winograd.py, in the same order.
-#include "cuda_common.h"
+#include "winograd_tiles.h"
 
 // V[i, j, p, ch] = (B^T d B)[i, j] for the 4x4 input tile
 // d[r][s] = x[b, 2*ti - 1 + r, 2*tj - 1 + s, ch] (zero outside x).
@@ -17,31 +17,24 @@ __global__ void winograd_input_transform(const T* x, T* v,
                                          index_t n, index_t h, index_t w, index_t c,
                                          index_t th, index_t tw)
 {
-    index_t tiles = n * th * tw;
-    index_t total = tiles * c;
+    index_t total = n * th * tw * c;            // (tile, channel) pairs
     for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
-        index_t ch = e % c, p = e / c;
-        index_t tj = p % tw, ti = (p / tw) % th, b = p / (tw * th);
+        TileChannel t = tile_channel(e, c, th, tw);
         T d[4][4];
-        for (int r = 0; r < 4; ++r)
-            for (int s = 0; s < 4; ++s) {
-                index_t row = 2 * ti - 1 + r, col = 2 * tj - 1 + s;
-                bool inside = 0 <= row && row < h && 0 <= col && col < w;
-                d[r][s] = inside ? x[((b * h + row) * w + col) * c + ch] : T(0);
-            }
-        T t[4][4];                               // B^T d: rows
+        read_tile(x, d, t, 2, -1, h, w, c);
+        T rows[4][4];                            // B^T d: rows
         for (int s = 0; s < 4; ++s) {
-            t[0][s] = d[0][s] - d[2][s];
-            t[1][s] = d[1][s] + d[2][s];
-            t[2][s] = d[2][s] - d[1][s];
-            t[3][s] = d[1][s] - d[3][s];
+            rows[0][s] = d[0][s] - d[2][s];
+            rows[1][s] = d[1][s] + d[2][s];
+            rows[2][s] = d[2][s] - d[1][s];
+            rows[3][s] = d[1][s] - d[3][s];
         }
         for (int i = 0; i < 4; ++i) {            // (B^T d) B: columns
             T* out = v + (index_t)(4 * i) * total + e;
-            out[0 * total] = t[i][0] - t[i][2];
-            out[1 * total] = t[i][1] + t[i][2];
-            out[2 * total] = t[i][2] - t[i][1];
-            out[3 * total] = t[i][1] - t[i][3];
+            out[0 * total] = rows[i][0] - rows[i][2];
+            out[1 * total] = rows[i][1] + rows[i][2];
+            out[2 * total] = rows[i][2] - rows[i][1];
+            out[3 * total] = rows[i][1] - rows[i][3];
         }
     }
 }
@@ -54,25 +47,23 @@ __global__ void winograd_output_transform(const T* m, T* y,
                                           index_t n, index_t h, index_t w, index_t c,
                                           index_t th, index_t tw)
 {
-    index_t tiles = n * th * tw;
-    index_t total = tiles * c;
+    index_t total = n * th * tw * c;            // (tile, channel) pairs
     for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
-        index_t ch = e % c, p = e / c;
-        index_t tj = p % tw, ti = (p / tw) % th, b = p / (tw * th);
-        T t[2][4];                               // A^T m: rows
+        TileChannel t = tile_channel(e, c, th, tw);
+        T rows[2][4];                            // A^T m: rows
         for (int j = 0; j < 4; ++j) {
             T m0 = m[(0 * 4 + j) * total + e], m1 = m[(1 * 4 + j) * total + e];
             T m2 = m[(2 * 4 + j) * total + e], m3 = m[(3 * 4 + j) * total + e];
-            t[0][j] = m0 + m1 + m2;
-            t[1][j] = m1 - m2 - m3;
+            rows[0][j] = m0 + m1 + m2;
+            rows[1][j] = m1 - m2 - m3;
         }
         for (int a = 0; a < 2; ++a) {            // (A^T m) A: columns
-            T out[2] = {t[a][0] + t[a][1] + t[a][2], t[a][1] - t[a][2] - t[a][3]};
-            index_t row = 2 * ti + a;
+            T out[2] = {rows[a][0] + rows[a][1] + rows[a][2], rows[a][1] - rows[a][2] - rows[a][3]};
+            index_t row = 2 * t.ti + a;
             for (int bb = 0; bb < 2; ++bb) {
-                index_t col = 2 * tj + bb;
+                index_t col = 2 * t.tj + bb;
                 if (row < h && col < w)
-                    y[((b * h + row) * w + col) * c + ch] = out[bb];
+                    y[((t.b * h + row) * w + col) * c + t.ch] = out[bb];
             }
         }
     }
@@ -87,30 +78,24 @@ __global__ void winograd_grad_transform(const T* dy, T* z,
                                         index_t n, index_t h, index_t w, index_t c,
                                         index_t th, index_t tw)
 {
-    index_t tiles = n * th * tw;
-    index_t total = tiles * c;
+    index_t total = n * th * tw * c;            // (tile, channel) pairs
     for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
-        index_t ch = e % c, p = e / c;
-        index_t tj = p % tw, ti = (p / tw) % th, b = p / (tw * th);
+        TileChannel t = tile_channel(e, c, th, tw);
         T d[2][2];
-        for (int a = 0; a < 2; ++a)
-            for (int bb = 0; bb < 2; ++bb) {
-                index_t row = 2 * ti + a, col = 2 * tj + bb;
-                d[a][bb] = (row < h && col < w) ? dy[((b * h + row) * w + col) * c + ch] : T(0);
-            }
-        T t[4][2];                               // A dy: rows
+        read_tile(dy, d, t, 2, 0, h, w, c);
+        T rows[4][2];                            // A dy: rows
         for (int bb = 0; bb < 2; ++bb) {
-            t[0][bb] = d[0][bb];
-            t[1][bb] = d[0][bb] + d[1][bb];
-            t[2][bb] = d[0][bb] - d[1][bb];
-            t[3][bb] = -d[1][bb];
+            rows[0][bb] = d[0][bb];
+            rows[1][bb] = d[0][bb] + d[1][bb];
+            rows[2][bb] = d[0][bb] - d[1][bb];
+            rows[3][bb] = -d[1][bb];
         }
         for (int i = 0; i < 4; ++i) {            // (A dy) A^T: columns
             T* out = z + (index_t)(4 * i) * total + e;
-            out[0 * total] = t[i][0];
-            out[1 * total] = t[i][0] + t[i][1];
-            out[2 * total] = t[i][0] - t[i][1];
-            out[3 * total] = -t[i][1];
+            out[0 * total] = rows[i][0];
+            out[1 * total] = rows[i][0] + rows[i][1];
+            out[2 * total] = rows[i][0] - rows[i][1];
+            out[3 * total] = -rows[i][1];
         }
     }
 }

@@ -235,26 +235,25 @@ def crop(y_nhwc, h, w):
 
 # ---- the CUDA twins (winograd.cu) --------------------------------------------------------
 
+def launch_tile_transform(kernel, a, tile):
+    """Run ``kernel``, a .cu twin in which one thread per (tile, channel) of NCHW ``a`` writes the
+    (tile + 2)**2 entries of its transform: returns the ((tile + 2)**2, N*th*tw, C) array."""
+    a_nhwc = to_nhwc(a)
+    n, h, w, c = a_nhwc.shape
+    th, tw = tile_counts(h, w, tile)
+    out = array_module(a).empty(((tile + 2) ** 2, n * th * tw, c), dtype=a.dtype)
+    launch.run_elementwise(kernel, a.dtype, n * th * tw * c, (a_nhwc, out, *launch.indices(n, h, w, c, th, tw)))
+    return out
+
+
 def winograd_input_transform_cuda(x):
     """winograd_input_transform on winograd.cu: one thread per (tile, channel) writes its 16 entries."""
-    x_nhwc = to_nhwc(x)
-    n, h, w, c = x_nhwc.shape
-    th, tw = tile_counts(h, w)
-    v = array_module(x).empty((16, n * th * tw, c), dtype=x.dtype)
-    launch.run_elementwise("winograd_input_transform", x.dtype, n * th * tw * c,
-                           (x_nhwc, v, *launch.indices(n, h, w, c, th, tw)))
-    return v
+    return launch_tile_transform("winograd_input_transform", x, 2)
 
 
 def winograd_grad_transform_cuda(dy):
     """winograd_grad_transform on winograd.cu: one thread per (tile, channel) writes its 16 entries."""
-    dy_nhwc = to_nhwc(dy)
-    n, h, w, o = dy_nhwc.shape
-    th, tw = tile_counts(h, w)
-    z = array_module(dy).empty((16, n * th * tw, o), dtype=dy.dtype)
-    launch.run_elementwise("winograd_grad_transform", dy.dtype, n * th * tw * o,
-                           (dy_nhwc, z, *launch.indices(n, h, w, o, th, tw)))
-    return z
+    return launch_tile_transform("winograd_grad_transform", dy, 2)
 
 
 def winograd_output_transform_cuda(m, y_shape):

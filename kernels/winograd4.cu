@@ -7,7 +7,7 @@
 // k = 6*i + j of the 6x6 transform domain first.  Where the NumPy twin
 // multiplies by kron(B^T, B^T) in one GEMM, these apply B^T to the rows and
 // then to the columns: the same sums, in another order.
-#include "cuda_common.h"
+#include "winograd_tiles.h"
 
 // V[6*i + j, p, ch] = (B^T d B)[i, j] for the 6x6 input tile
 // d[r][s] = x[b, 4*ti - 1 + r, 4*tj - 1 + s, ch] (zero outside x).
@@ -19,31 +19,24 @@ __global__ void winograd4_input_transform(const T* x, T* v,
 {
     const T bt[6][6] = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
                         {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
-    index_t tiles = n * th * tw;
-    index_t total = tiles * c;
+    index_t total = n * th * tw * c;            // (tile, channel) pairs
     for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
-        index_t ch = e % c, p = e / c;
-        index_t tj = p % tw, ti = (p / tw) % th, b = p / (tw * th);
+        TileChannel t = tile_channel(e, c, th, tw);
         T d[6][6];
-        for (int r = 0; r < 6; ++r)
-            for (int s = 0; s < 6; ++s) {
-                index_t row = 4 * ti - 1 + r, col = 4 * tj - 1 + s;
-                bool inside = 0 <= row && row < h && 0 <= col && col < w;
-                d[r][s] = inside ? x[((b * h + row) * w + col) * c + ch] : T(0);
-            }
-        T t[6][6];                                // B^T d: rows
+        read_tile(x, d, t, 4, -1, h, w, c);
+        T rows[6][6];                             // B^T d: rows
         for (int i = 0; i < 6; ++i)
             for (int s = 0; s < 6; ++s) {
                 T sum = 0;
                 for (int r = 0; r < 6; ++r)
                     sum += bt[i][r] * d[r][s];
-                t[i][s] = sum;
+                rows[i][s] = sum;
             }
         for (int i = 0; i < 6; ++i)               // (B^T d) B: columns
             for (int j = 0; j < 6; ++j) {
                 T sum = 0;
                 for (int s = 0; s < 6; ++s)
-                    sum += t[i][s] * bt[j][s];
+                    sum += rows[i][s] * bt[j][s];
                 v[(index_t)(6 * i + j) * total + e] = sum;
             }
     }
@@ -57,28 +50,26 @@ __global__ void winograd4_output_transform(const T* m, T* y,
                                            index_t th, index_t tw)
 {
     const T at[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
-    index_t tiles = n * th * tw;
-    index_t total = tiles * c;
+    index_t total = n * th * tw * c;            // (tile, channel) pairs
     for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
-        index_t ch = e % c, p = e / c;
-        index_t tj = p % tw, ti = (p / tw) % th, b = p / (tw * th);
-        T t[4][6];                                // A^T m: rows
+        TileChannel t = tile_channel(e, c, th, tw);
+        T rows[4][6];                             // A^T m: rows
         for (int a = 0; a < 4; ++a)
             for (int j = 0; j < 6; ++j) {
                 T sum = 0;
                 for (int i = 0; i < 6; ++i)
                     sum += at[a][i] * m[(index_t)(6 * i + j) * total + e];
-                t[a][j] = sum;
+                rows[a][j] = sum;
             }
         for (int a = 0; a < 4; ++a)               // (A^T m) A: columns
             for (int bb = 0; bb < 4; ++bb) {
-                index_t row = 4 * ti + a, col = 4 * tj + bb;
+                index_t row = 4 * t.ti + a, col = 4 * t.tj + bb;
                 if (row >= h || col >= w)
                     continue;
                 T sum = 0;
                 for (int j = 0; j < 6; ++j)
-                    sum += t[a][j] * at[bb][j];
-                y[((b * h + row) * w + col) * c + ch] = sum;
+                    sum += rows[a][j] * at[bb][j];
+                y[((t.b * h + row) * w + col) * c + t.ch] = sum;
             }
     }
 }
@@ -92,30 +83,24 @@ __global__ void winograd4_grad_transform(const T* dy, T* z,
                                          index_t th, index_t tw)
 {
     const T at[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
-    index_t tiles = n * th * tw;
-    index_t total = tiles * c;
+    index_t total = n * th * tw * c;            // (tile, channel) pairs
     for (index_t e = grid_thread_index(); e < total; e += grid_thread_count()) {
-        index_t ch = e % c, p = e / c;
-        index_t tj = p % tw, ti = (p / tw) % th, b = p / (tw * th);
+        TileChannel t = tile_channel(e, c, th, tw);
         T d[4][4];
-        for (int a = 0; a < 4; ++a)
-            for (int bb = 0; bb < 4; ++bb) {
-                index_t row = 4 * ti + a, col = 4 * tj + bb;
-                d[a][bb] = (row < h && col < w) ? dy[((b * h + row) * w + col) * c + ch] : T(0);
-            }
-        T t[6][4];                                // A dy: rows
+        read_tile(dy, d, t, 4, 0, h, w, c);
+        T rows[6][4];                             // A dy: rows
         for (int i = 0; i < 6; ++i)
             for (int bb = 0; bb < 4; ++bb) {
                 T sum = 0;
                 for (int a = 0; a < 4; ++a)
                     sum += at[a][i] * d[a][bb];
-                t[i][bb] = sum;
+                rows[i][bb] = sum;
             }
         for (int i = 0; i < 6; ++i)               // (A dy) A^T: columns
             for (int j = 0; j < 6; ++j) {
                 T sum = 0;
                 for (int bb = 0; bb < 4; ++bb)
-                    sum += t[i][bb] * at[bb][j];
+                    sum += rows[i][bb] * at[bb][j];
                 z[(index_t)(6 * i + j) * total + e] = sum;
             }
     }

@@ -60,7 +60,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import launch, shards, workspace
 from .layout import array_module, to_nchw, to_nhwc
-from .winograd import crop, pad_to_tiles, tile_counts, winograd_weight_transform
+from .winograd import crop, launch_tile_transform, pad_to_tiles, tile_counts, winograd_weight_transform
 
 TILE = 4   # outputs per tile side; an input tile is TILE + 2 = 6 wide
 B_T = np.array([[4, 0, -5, 0, 1, 0],
@@ -174,24 +174,12 @@ def winograd4_grad_transform(dy):
 
 def winograd4_input_transform_cuda(x):
     """winograd4_input_transform on winograd4.cu: one thread per (tile, channel) writes its 36 entries."""
-    x_nhwc = to_nhwc(x)
-    n, h, w, c = x_nhwc.shape
-    th, tw = tile_counts(h, w, TILE)
-    v = array_module(x).empty((36, n * th * tw, c), dtype=x.dtype)
-    launch.run_elementwise("winograd4_input_transform", x.dtype, n * th * tw * c,
-                           (x_nhwc, v, *launch.indices(n, h, w, c, th, tw)))
-    return v
+    return launch_tile_transform("winograd4_input_transform", x, TILE)
 
 
 def winograd4_grad_transform_cuda(dy):
     """winograd4_grad_transform on winograd4.cu: one thread per (tile, channel) writes its 36 entries."""
-    dy_nhwc = to_nhwc(dy)
-    n, h, w, o = dy_nhwc.shape
-    th, tw = tile_counts(h, w, TILE)
-    z = array_module(dy).empty((36, n * th * tw, o), dtype=dy.dtype)
-    launch.run_elementwise("winograd4_grad_transform", dy.dtype, n * th * tw * o,
-                           (dy_nhwc, z, *launch.indices(n, h, w, o, th, tw)))
-    return z
+    return launch_tile_transform("winograd4_grad_transform", dy, TILE)
 
 
 def winograd4_output_transform_cuda(m, y_shape):
