@@ -155,7 +155,8 @@ SOURCES = {name: CudaSource(KERNEL_DIR / name, kernels) for name, kernels in {
     "pool.cu": ("max_pool_forward", "max_pool_backward"),
     "sgd.cu": ("sgd_update",),
     "winograd.cu": ("winograd_input_transform", "winograd_output_transform", "winograd_grad_transform"),
-    "winograd4.cu": ("winograd4_input_transform", "winograd4_output_transform", "winograd4_grad_transform"),
+    "winograd4.cu": ("winograd4_input_transform", "winograd4_output_transform", "winograd4_grad_transform",
+                     "winograd4_input_transform_adjoint"),
 }.items()}
 SOURCE_OF = {kernel: source for source in SOURCES.values() for kernel in source.kernels}
 

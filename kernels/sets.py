@@ -34,6 +34,7 @@ NAMES = (
     "im2col", "col2im", "bias_grad",
     "winograd_input_transform", "winograd_output_transform", "winograd_grad_transform",
     "winograd4_input_transform", "winograd4_output_transform", "winograd4_grad_transform",
+    "winograd4_input_transform_adjoint",
     "max_pool_forward", "max_pool_values", "max_pool_backward",
     "relu_forward", "relu_backward",
     "dropout_forward", "dropout_backward",

@@ -105,3 +105,36 @@ __global__ void winograd4_grad_transform(const T* dy, T* z,
             }
     }
 }
+
+// dx[b, y, x, ch] = sum over the tiles whose 6x6 input window holds (y, x) of
+// (B M[:, p, ch] B^T)[r, s], at r = y + 1 - 4*ti, s = x + 1 - 4*tj: the
+// adjoint of winograd4_input_transform.  One thread per entry of dx, which
+// gathers from the at most 2x2 tiles over it (no atomics).
+template <typename T>
+__global__ void winograd4_input_transform_adjoint(const T* m, T* dx,
+                                                  index_t n, index_t h, index_t w, index_t c,
+                                                  index_t th, index_t tw)
+{
+    const T bt[6][6] = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                        {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+    index_t total = n * th * tw * c;            // (tile, channel) pairs: M's row length
+    index_t size = n * h * w * c;
+    for (index_t e = grid_thread_index(); e < size; e += grid_thread_count()) {
+        index_t ch = e % c, x = (e / c) % w, y = (e / (c * w)) % h, b = e / (c * w * h);
+        T sum = 0;
+        for (index_t ti = (y + 1) / 4 - 1; ti <= (y + 1) / 4; ++ti)
+            for (index_t tj = (x + 1) / 4 - 1; tj <= (x + 1) / 4; ++tj) {
+                int r = (int)(y + 1 - 4 * ti), s = (int)(x + 1 - 4 * tj);
+                if (ti < 0 || ti >= th || tj < 0 || tj >= tw || r > 5 || s > 5)
+                    continue;
+                const T* tile = m + ((b * th + ti) * tw + tj) * c + ch;
+                for (int i = 0; i < 6; ++i) {
+                    T row = 0;                  // (M B)[i, s]: entry (i, j) is tile[(6 i + j) * total]
+                    for (int j = 0; j < 6; ++j)
+                        row += tile[(index_t)(6 * i + j) * total] * bt[j][s];
+                    sum += bt[i][r] * row;
+                }
+            }
+        dx[e] = sum;
+    }
+}

@@ -48,6 +48,16 @@ and summed over the tiles p, for every pair of channels (c, o):
 
 4x fewer multiplications than im2col's dW = dY^T @ cols, and no im2col.
 
+The input gradient comes from the adjoint of the whole forward, with the
+same Z: per tile, dd = B [sum over o of U[:, c, o] * Z[:, p, o]] B^T, and
+the 6x6 tiles, which overlap by two rows and columns, are added up into dx:
+
+    M' [k] = Z[k] @ U[k]^T        36 GEMMs (P, O) @ (O, C)
+    dD = kron(B^T, B^T)^T @ M'   (36, 36) @ (36, P*C), then each tile added onto its 6x6 window of dx
+
+(``winograd4_input_transform_adjoint``).  Against dx = conv(dy, w') by the
+same algorithm, it makes no input transform of dy and no flipped filters.
+
 The CUDA twins (winograd4.cu) compute the same entries with the two
 matrices applied one axis at a time, one thread per (tile, channel).  V and
 M are (36, P, C) and (36, P, O) arrays in C order; x and y are NCHW views of
@@ -170,6 +180,29 @@ def winograd4_grad_transform(dy):
     return z.reshape(36, n * th * tw, o)
 
 
+def winograd4_input_transform_adjoint(m, x_shape):
+    """dx[n, c] = sum over tiles p of B M[:, p, c] B^T, each 6x6 tile added onto its window: the adjoint
+    of ``winograd4_input_transform`` for M of shape (36, N*th*tw, C), an NCHW view of NHWC memory.
+
+    One GEMM gives every tile's 6x6 entries; they are added onto a padded map
+    one window offset (r, s) at a time, as col2im does, then the padding is cut.
+    """
+    n, c, h, w = x_shape
+    th, tw = tile_counts(h, w, TILE)
+    tiles = workspace.matmul(INPUT_MATRIX.T.astype(m.dtype), m.reshape(36, -1)).reshape(6, 6, n, th, tw, c)
+    padded = workspace.empty((n, TILE * th + 2, TILE * tw + 2, c), m.dtype)
+
+    def add_tiles(start, stop):
+        part = padded[start:stop]
+        part.fill(0)
+        for r, s in itertools.product(range(TILE + 2), range(TILE + 2)):
+            part[:, r:r + TILE * th:TILE, s:s + TILE * tw:TILE] += tiles[r, s, start:stop]
+    shards.over_batch(add_tiles, n, padded.size)
+    dx = workspace.empty((n, h, w, c), m.dtype)
+    np.copyto(dx, padded[:, 1:h + 1, 1:w + 1])
+    return to_nchw(dx)
+
+
 # ---- the CUDA twins (winograd4.cu) --------------------------------------------------------
 
 def winograd4_input_transform_cuda(x):
@@ -180,6 +213,17 @@ def winograd4_input_transform_cuda(x):
 def winograd4_grad_transform_cuda(dy):
     """winograd4_grad_transform on winograd4.cu: one thread per (tile, channel) writes its 36 entries."""
     return launch_tile_transform("winograd4_grad_transform", dy, TILE)
+
+
+def winograd4_input_transform_adjoint_cuda(m, x_shape):
+    """winograd4_input_transform_adjoint on winograd4.cu: one thread per entry of dx sums what the (at
+    most 2x2) tiles over it send it."""
+    n, c, h, w = x_shape
+    th, tw = tile_counts(h, w, TILE)
+    dx_nhwc = array_module(m).empty((n, h, w, c), dtype=m.dtype)
+    launch.run_elementwise("winograd4_input_transform_adjoint", m.dtype, dx_nhwc.size,
+                           (m, dx_nhwc, *launch.indices(n, h, w, c, th, tw)))
+    return to_nchw(dx_nhwc)
 
 
 def winograd4_output_transform_cuda(m, y_shape):

@@ -169,6 +169,10 @@ def check_winograd(device, case, dtype, seed, algorithm="winograd"):
     with device.kernels():
         dw = winograd_weight_grad(device.put(dy), winograd_input_transform(device.put(x), algorithm), algorithm)
     assert_close(device, dw, dw_ref, sums=True)
+    if algorithm == "winograd4":   # its input gradient by the adjoint of the forward
+        m_in = random(rng, (v.shape[0], v.shape[1], c), dtype)
+        assert_close(device, cuda_twin.winograd4_input_transform_adjoint(device.put(m_in), x.shape),
+                     numpy_twin.winograd4_input_transform_adjoint(m_in, x.shape), sums=True)
 
 
 def check_bias_grad(device, shape, dtype, seed):
