@@ -34,8 +34,8 @@ import minivgg.functional as F
 from minivgg import Tensor, gradcheck
 from minivgg.functions import conv as conv_module
 from minivgg.functions.conv import (choose_algorithm, conv2d_backward, conv2d_forward, set_algorithm, use_algorithm,
-                                    winograd4_gradients, winograd_backward, winograd_forward, winograd_input_grad,
-                                    winograd_input_transform, winograd_weight_grad)
+                                    winograd_adjoint_gradients, winograd_backward, winograd_forward,
+                                    winograd_input_grad, winograd_input_transform, winograd_weight_grad)
 from minivgg.kernels.winograd import winograd_filter_transform
 from minivgg.kernels.winograd4 import winograd4_filter_transform
 
@@ -117,11 +117,12 @@ def test_float32_error_of_the_winograd_weight_gradient_is_within_its_bound(algor
 
 @given(layer=layers(max_channels=40, max_side=10))
 def test_float32_error_of_the_adjoint_input_gradient_after_a_winograd4_forward_is_within_its_bound(layer):
-    """dx by the adjoint of the F(4x4) forward (``winograd4_gradients``), over 300 layers like these: at
+    """dx by the adjoint of the F(4x4) forward (``winograd_adjoint_gradients``), over 300 layers like these: at
     most 1.1e-6 of the scale (conv(dy, w') by F(4x4): 2.3e-6)."""
     x64, w64, _, dy64 = (a.astype(np.float32).astype(np.float64) for a in layer)
     x32, w32, dy32 = (a.astype(np.float32) for a in (x64, w64, dy64))
-    dx, _ = winograd4_gradients(dy32, x32.shape, winograd_input_transform(x32, "winograd4"), w32)
+    v32 = winograd_input_transform(x32, "winograd4")
+    dx, _ = winograd_adjoint_gradients(dy32, x32.shape, v32, w32, "winograd4")
     assert dx.dtype == np.float32 and dx.shape == x32.shape and dx.transpose(0, 2, 3, 1).flags.c_contiguous
     dx_scale = np.abs(im2col_dx(np.abs(dy64), x64.shape, np.abs(w64))).max()
     assert relative_error(dx, im2col_dx(dy64, x64.shape, w64), dx_scale) <= FLOAT32_RTOL["winograd4"]

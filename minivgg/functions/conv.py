@@ -43,7 +43,7 @@ tiles, 4x fewer multiplications than the direct sum instead of 2.25x, and
 less data in the transforms, for about 20 times the float32 rounding.
 After an F(4x4) forward its input gradient comes from the adjoint of that
 forward, sharing the output gradient's transform with dW
-(``winograd4_gradients``).
+(``winograd_adjoint_gradients``).
 
 A fourth, 'taps', is for maps of one 2x2 tile (H and W at most 2, where VGG
 ends at 32x32).  With padding 1, output pixel p sees input pixel q through
@@ -58,7 +58,7 @@ both, for a block of code, ``set_algorithm`` for the process.
 """
 import contextlib
 import itertools
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 from ..autograd import Function
 from ..kernels import kernels_for
@@ -73,22 +73,26 @@ ALGORITHMS = ("auto", "im2col", "winograd", "winograd4", "taps")
 
 
 class WinogradTransforms(NamedTuple):
-    """One Winograd algorithm: its three kernels (by name in the kernel set), its filter transform and
-    that transform's adjoint, and its output tile's side (a tile has (tile + 2)**2 transform entries)."""
+    """One Winograd algorithm: its kernels (by name in the kernel set), its filter transform and that
+    transform's adjoint, and its output tile's side (a tile has (tile + 2)**2 transform entries).
+    ``input_adjoint``, the adjoint of the input transform, gives dx from the adjoint of the forward
+    (``winograd_adjoint_gradients``); None where the algorithm has none, whose dx is conv(dy, w')."""
     input_transform: str
     output_transform: str
     grad_transform: str
     filter_transform: Callable
     weight_transform: Callable
     tile: int
+    input_adjoint: Optional[str]
 
 
 WINOGRAD_TRANSFORMS = {
     "winograd": WinogradTransforms("winograd_input_transform", "winograd_output_transform",
-                                   "winograd_grad_transform", winograd_filter_transform, winograd_weight_transform, 2),
+                                   "winograd_grad_transform", winograd_filter_transform, winograd_weight_transform, 2,
+                                   None),
     "winograd4": WinogradTransforms("winograd4_input_transform", "winograd4_output_transform",
                                     "winograd4_grad_transform", winograd4_filter_transform,
-                                    winograd4_weight_transform, 4),
+                                    winograd4_weight_transform, 4, "winograd4_input_transform_adjoint"),
 }
 _algorithm = "auto"   # process-wide, like the active kernel sets (data-parallel replica threads see it too)
 
@@ -242,9 +246,9 @@ def input_gradient(dy, x_shape, w, stride, padding, algorithm):
 def winograd_backward(dy, x_shape, v, w, algorithm, input_grad):
     """``(dx, dw, db)`` after a Winograd forward by ``algorithm``, which kept no columns: dW by its
     transposed transforms from the input's transform ``v`` (``winograd_weight_grad``, no im2col), dx by
-    ``input_grad`` (after F(4x4), by F(4x4): ``winograd4_gradients``)."""
-    if algorithm == input_grad == "winograd4":
-        return (*winograd4_gradients(dy, x_shape, v, w), kernels_for(dy).bias_grad(dy))
+    ``input_grad`` (by the same algorithm, where it has an input adjoint: ``winograd_adjoint_gradients``)."""
+    if input_grad == algorithm and WINOGRAD_TRANSFORMS[algorithm].input_adjoint is not None:
+        return (*winograd_adjoint_gradients(dy, x_shape, v, w, algorithm), kernels_for(dy).bias_grad(dy))
     return (input_gradient(dy, x_shape, w, 1, 1, input_grad), winograd_weight_grad(dy, v, algorithm),
             kernels_for(dy).bias_grad(dy))
 
@@ -301,21 +305,23 @@ def winograd_weight_grad(dy, v, algorithm):
     return workspace.hand_over(transforms.weight_transform(matmul(z.transpose(0, 2, 1), v)))
 
 
-def winograd4_gradients(dy, x_shape, v, w):
-    """dx and dW after an F(4x4, 3x3) forward, both from the output gradient's transform Z (K = 36):
+def winograd_adjoint_gradients(dy, x_shape, v, w, algorithm):
+    """dx and dW after a forward by Winograd ``algorithm`` (one with an input adjoint: F(4x4, 3x3)), both
+    from the output gradient's transform Z:
 
         dx = adjoint input transform of M',  M'[k] = Z[k] @ U[k]^T     (P, O) @ (O, C)
         dW = G^T (sum over tiles of Z^T V) G                          (``winograd_weight_grad``)
 
     dx is the adjoint of the whole forward (``kernels/winograd4.py``): no transform of dy as an input and
-    no flipped filters, against conv(dy, w') by F(4x4).  Measured per layer (dx and dW, batch 64, 2-core
-    EPYC): 64->128 @16 1.30x, 128->128 @16 1.20x, 128->256 @8 1.23x, 256->256 @8 1.16x, 64->64 @32 1.02x.
+    no flipped filters, against conv(dy, w') by the same algorithm.  Measured for F(4x4) per layer (dx and
+    dW, batch 64, 2-core EPYC): 64->128 @16 1.30x, 128->128 @16 1.20x, 128->256 @8 1.23x, 256->256 @8
+    1.16x, 64->64 @32 1.02x.
     """
-    kernels = kernels_for(dy)
-    z = kernels.winograd4_grad_transform(dy)                              # (36, P, O)
-    u = winograd4_filter_transform(w)                                     # (36, C, O)
-    dx = kernels.winograd4_input_transform_adjoint(matmul(z, u.transpose(0, 2, 1)), x_shape)
-    return dx, workspace.hand_over(winograd4_weight_transform(matmul(z.transpose(0, 2, 1), v)))
+    kernels, transforms = kernels_for(dy), WINOGRAD_TRANSFORMS[algorithm]
+    z = getattr(kernels, transforms.grad_transform)(dy)                   # (K, P, O)
+    u = transforms.filter_transform(w)                                    # (K, C, O)
+    dx = getattr(kernels, transforms.input_adjoint)(matmul(z, u.transpose(0, 2, 1)), x_shape)
+    return dx, workspace.hand_over(transforms.weight_transform(matmul(z.transpose(0, 2, 1), v)))
 
 
 # ---- 'taps': maps of one 2x2 tile, 3x3 kernels, stride 1, padding 1 -----------------------------
