@@ -18,12 +18,12 @@ setup(
     packages=PACKAGES,
     package_dir={"minivgg.kernels": "kernels"},
     package_data={"minivgg.kernels": ["*.cu", "*.h"], "minivgg.kernels.emulator": ["*.h"]},
-    install_requires=["numpy>=1.24", "pillow>=9.1"],
+    # threadpoolctl: kernels/blas.py runs stacks of products with OpenBLAS on one thread
+    install_requires=["numpy>=1.24", "pillow>=9.1", "threadpoolctl>=3"],
     extras_require={
         # progress bar and loss/error plot of the trainer (both optional)
         "train": ["tqdm>=4.60", "matplotlib>=3.5"],
-        # (threadpoolctl: benchmarks/vs_pytorch.py reports which OpenBLAS kernels ran)
-        "test": ["pytest>=7", "hypothesis>=6.80", "threadpoolctl>=3"],
+        "test": ["pytest>=7", "hypothesis>=6.80"],
         # the GPU: CuPy (and NVRTC, which also lets CI compile every .cu file without a GPU)
         "cuda": ["cupy-cuda13x", "nvidia-cuda-nvrtc"],
         # data parallel across processes and machines

@@ -37,6 +37,7 @@ import time
 import minivgg  # before NumPy, as a user's script would: it sets OpenBLAS's thread timeout (minivgg/__init__.py)
 import numpy as np
 import torch
+from threadpoolctl import threadpool_info
 
 import minivgg.functional as F
 from minivgg import Tensor, no_grad
@@ -306,11 +307,7 @@ def openblas_environment():
     """
     settings = [f"{key}={os.environ.get(key, 'unset')}"
                 for key in ("OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")]
-    try:
-        from threadpoolctl import threadpool_info
-        kernels = [pool.get("architecture") for pool in threadpool_info() if pool["internal_api"] == "openblas"]
-    except ImportError:
-        kernels = ["unknown (pip install threadpoolctl)"]
+    kernels = [pool.get("architecture") for pool in threadpool_info() if pool["internal_api"] == "openblas"]
     return "; ".join(settings + [f"OpenBLAS kernels {', '.join(map(str, kernels))}"])
 
 

@@ -31,6 +31,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from . import blas
 from .layout import array_module, memory_order
 
 LIMIT_BYTES = int(os.environ.get("MINIVGG_WORKSPACE_MB", "1024")) * 2 ** 20
@@ -150,6 +151,8 @@ def own_or_copy(a):
 
 def matmul(a, b):
     """``a @ b`` for matrices, or ``a[k] @ b[k]`` for stacks of them, into a pooled output for NumPy
-    (a new array for CuPy)."""
+    (a new array for CuPy).  A NumPy stack is split over the shard threads (``blas.stacked_matmul``)."""
     out = empty((*a.shape[:-1], b.shape[-1]), np.result_type(a, b), like=a)
+    if array_module(a) is np and a.ndim == b.ndim == 3 and len(a) == len(b):
+        return blas.stacked_matmul(a, b, out)
     return array_module(a).matmul(a, b, out=out)

@@ -84,3 +84,13 @@ def test_flatten_of_an_empty_batch_keeps_the_feature_width():
     assert y.shape == (0, 30) and y.dtype == np.float32
     y.backward(np.zeros((0, 30), np.float32))
     assert x.grad.shape == (0, 3, 2, 5)
+
+
+@given(linear_cases())
+def test_a_forward_without_backward_gives_the_recorded_forwards_values(case):
+    """Evaluation computes y.T = w @ x.T (``minivgg/functions/linear.py``): the same sums, as another
+    product; its output is the transposed view of that product."""
+    evaluated = linear(*map(Tensor, inputs(case))).data
+    recorded = linear(Tensor(case.x, requires_grad=True), *map(Tensor, inputs(case)[1:])).data
+    np.testing.assert_allclose(evaluated, recorded, rtol=1e-12, atol=1e-12)
+    assert evaluated.T.flags.c_contiguous and recorded.flags.c_contiguous
