@@ -149,3 +149,18 @@ def test_a_winograd_forward_keeps_its_input_transform_for_the_weight_gradient_wh
             F.conv2d(Tensor(x, requires_grad=True), Tensor(w, requires_grad=True), padding=1).backward(dy)
         # the input gradient transforms dy too (4 channels); x has 3
         assert sum(shape[1] == 3 for shape in calls) == transforms_of_x
+
+
+@given(conv_cases())
+def test_a_small_weight_gradient_made_as_its_transpose_matches_the_direct_product(case):
+    """``weight_grad`` makes dW of at most SMALL_WEIGHT_GRAD entries as (cols.T @ dY).T: the same sums."""
+    from minivgg.functions import conv as conv_module
+    grads = []
+    for small in (conv_module.SMALL_WEIGHT_GRAD, -1):   # every dW transposed, then none
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(conv_module, "SMALL_WEIGHT_GRAD", small)
+            tensors = [Tensor(a, requires_grad=True) for a in inputs(case)]
+            conv(case)(*tensors).sum().backward()
+            grads.append(tensors[1].grad)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+    assert grads[0].transpose(0, 2, 3, 1).flags.c_contiguous, "in the weight's (O, kh, kw, C) memory"

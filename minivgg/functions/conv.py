@@ -253,11 +253,25 @@ def winograd_backward(dy, x_shape, v, w, algorithm, input_grad):
             kernels_for(dy).bias_grad(dy))
 
 
+# A small weight gradient (a network's first layers: few output channels, a long sum over N*Ho*Wo rows) is
+# made as its transpose, cols.T @ dY, then laid out as the weight: OpenBLAS shares that product out better.
+# Measured (2-core AVX-512 EPYC, float32, the copy included), dY.T @ cols against it: O=16, K=9 (the
+# default run's first layer) 0.53 -> 0.27 ms; O=32, K=144 0.72 -> 0.50 ms; O=64, K=27 (VGG's first layer,
+# 64 images at 32x32) 2.88 -> 2.34 ms; O=64, K=288 0.52 -> 0.43 ms; but O=64, K=576 0.94x and O=128,
+# K=1152 0.95x.
+SMALL_WEIGHT_GRAD = 64 * 288
+
+
 def weight_grad(dy_rows, cols, w_shape):
     """dW = dY.T @ cols, handed out in the weight's (O, kh, kw, C) memory (and handed over: the weight's
-    ``.grad`` keeps this very array)."""
+    ``.grad`` keeps this very array); up to SMALL_WEIGHT_GRAD entries as (cols.T @ dY).T."""
     o, c, kh, kw = w_shape
-    return workspace.hand_over(matmul(dy_rows.T, cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
+    if o * kh * kw * c <= SMALL_WEIGHT_GRAD:
+        dw = workspace.empty((o, kh * kw * c), dy_rows.dtype, like=dy_rows)
+        dw[...] = matmul(cols.T, dy_rows).T
+    else:
+        dw = matmul(dy_rows.T, cols)
+    return workspace.hand_over(dw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
 
 
 # ---- Winograd F(2x2, 3x3): 3x3 kernels, stride 1, padding 1 ------------------------------------
