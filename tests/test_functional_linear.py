@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 from hypothesis import given
+from hypothesis import strategies as st
 
 import minivgg.functional as F
 from functional_helpers import forward_backward
@@ -86,11 +87,16 @@ def test_flatten_of_an_empty_batch_keeps_the_feature_width():
     assert x.grad.shape == (0, 3, 2, 5)
 
 
-@given(linear_cases())
-def test_a_forward_without_backward_gives_the_recorded_forwards_values(case):
-    """Evaluation computes y.T = w @ x.T (``minivgg/functions/linear.py``): the same sums, as another
-    product; its output is the transposed view of that product."""
-    evaluated = linear(*map(Tensor, inputs(case))).data
-    recorded = linear(Tensor(case.x, requires_grad=True), *map(Tensor, inputs(case)[1:])).data
+@given(st.integers(1, 3), st.integers(1, 6), st.integers(1, 40), st.booleans(), st.integers(0, 2 ** 32 - 1))
+def test_a_forward_without_backward_gives_the_recorded_forwards_values(n, fan_in, fan_out, bias, seed):
+    """Evaluation with at least 8 outputs per row of x computes y.T = w @ x.T
+    (``minivgg/functions/linear.py``): the same sums, as another product; its output is then the
+    transposed view of that product."""
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal((n, fan_in)), rng.standard_normal((fan_out, fan_in)), rng.standard_normal(fan_out)
+    arrays = [x, w] + ([b] if bias else [])
+    evaluated = linear(*map(Tensor, arrays)).data
+    recorded = linear(Tensor(x, requires_grad=True), *map(Tensor, arrays[1:])).data
     np.testing.assert_allclose(evaluated, recorded, rtol=1e-12, atol=1e-12)
-    assert evaluated.T.flags.c_contiguous and recorded.flags.c_contiguous
+    transposed = fan_out >= 8 * n
+    assert (evaluated.T if transposed else evaluated).flags.c_contiguous and recorded.flags.c_contiguous

@@ -60,9 +60,11 @@ import contextlib
 import itertools
 from typing import Callable, NamedTuple, Optional
 
+import numpy as np
+
 from ..autograd import Function
 from ..kernels import kernels_for
-from ..kernels import workspace
+from ..kernels import shards, workspace
 from ..kernels.workspace import matmul
 from ..kernels.layout import array_module, conv_output_size, to_nchw, to_nhwc
 from ..kernels.winograd import winograd_filter_transform, winograd_weight_transform
@@ -76,7 +78,8 @@ class WinogradTransforms(NamedTuple):
     """One Winograd algorithm: its kernels (by name in the kernel set), its filter transform and that
     transform's adjoint, and its output tile's side (a tile has (tile + 2)**2 transform entries).
     ``input_adjoint``, the adjoint of the input transform, gives dx from the adjoint of the forward
-    (``winograd_adjoint_gradients``); None where the algorithm has none, whose dx is conv(dy, w')."""
+    (``winograd_adjoint_gradients``); None where the algorithm has none, whose dx is conv(dy, w').
+    ``bias_entry``: the transform entry through which the bias reaches every output (``winograd_conv3x3``)."""
     input_transform: str
     output_transform: str
     grad_transform: str
@@ -84,15 +87,16 @@ class WinogradTransforms(NamedTuple):
     weight_transform: Callable
     tile: int
     input_adjoint: Optional[str]
+    bias_entry: int
 
 
 WINOGRAD_TRANSFORMS = {
     "winograd": WinogradTransforms("winograd_input_transform", "winograd_output_transform",
                                    "winograd_grad_transform", winograd_filter_transform, winograd_weight_transform, 2,
-                                   None),
+                                   None, 4 * 1 + 1),
     "winograd4": WinogradTransforms("winograd4_input_transform", "winograd4_output_transform",
                                     "winograd4_grad_transform", winograd4_filter_transform,
-                                    winograd4_weight_transform, 4, "winograd4_input_transform_adjoint"),
+                                    winograd4_weight_transform, 4, "winograd4_input_transform_adjoint", 6 * 1 + 1),
 }
 _algorithm = "auto"   # process-wide, like the active kernel sets (data-parallel replica threads see it too)
 
@@ -218,8 +222,17 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     cols = kernels.im2col(x, kh, kw, stride, padding)
     y = matmul(cols, weight_matrix(w).T)
     if b is not None:
-        y += b
+        add_bias(y, b)
     return to_nchw(y.reshape(n, ho, wo, o)), cols
+
+
+def add_bias(y, b):
+    """y += b in place, for y with its O channels on its last axis (a layer's NHWC output, or its rows);
+    a NumPy y in shards of its first axis over the shard threads (``kernels/shards.py``)."""
+    if array_module(y) is not np:
+        y += b
+        return
+    shards.over_batch(lambda start, stop: np.add(y[start:stop], b, out=y[start:stop]), len(y), y.size)
 
 
 def conv2d_backward(dy, x_shape, cols, w, stride=1, padding=0, input_grad="im2col"):
@@ -281,24 +294,30 @@ def winograd_input_transform(x, algorithm):
     return getattr(kernels_for(x), WINOGRAD_TRANSFORMS[algorithm].input_transform)(x)
 
 
-def winograd_conv3x3(x, w, algorithm, flipped=False, v=None):
-    """conv(x, w) (or conv(x, w') with the flipped filters) with stride 1 and padding 1 by ``algorithm``,
-    'winograd' or 'winograd4': input transform V (K, P, C), filter transform U (K, C, O), K GEMMs
-    V[k] @ U[k], output transform (K = 16 or 36).  ``v``: x's input transform, if made already."""
+def winograd_conv3x3(x, w, algorithm, flipped=False, v=None, b=None):
+    """conv(x, w) + b (or conv(x, w') with the flipped filters) with stride 1 and padding 1 by
+    ``algorithm``, 'winograd' or 'winograd4': input transform V (K, P, C), filter transform U (K, C, O),
+    K GEMMs M[k] = V[k] @ U[k], output transform (K = 16 or 36).  ``v``: x's input transform, if made
+    already.
+
+    The bias goes in before the output transform: column 1 of A^T is all ones (A^T e_1 = 1) for both
+    algorithms, so the output transform A^T M A of a tile sends entry (1, 1) of M to each of its outputs
+    with weight 1, and b added to M[(1, 1)] of every tile (``bias_entry``, 1/K of M) adds b to the whole
+    output, with no pass of its own over y."""
     transforms = WINOGRAD_TRANSFORMS[algorithm]
     u = transforms.filter_transform(w, flipped=flipped)
     n, _, h, wd = x.shape
     v = winograd_input_transform(x, algorithm) if v is None else v
-    return getattr(kernels_for(x), transforms.output_transform)(matmul(v, u), (n, u.shape[2], h, wd))
+    m = matmul(v, u)
+    if b is not None:
+        m[transforms.bias_entry] += b
+    return getattr(kernels_for(x), transforms.output_transform)(m, (n, u.shape[2], h, wd))
 
 
 def winograd_forward(x, w, b=None, algorithm="winograd", v=None):
     """y = conv(x, w) + b for a 3x3 weight, stride 1, padding 1, by Winograd F(2x2, 3x3) ('winograd') or
     F(4x4, 3x3) ('winograd4'), on raw arrays (``v``: x's input transform, if made already)."""
-    y = winograd_conv3x3(x, w, algorithm, v=v)
-    if b is not None:
-        y += b.reshape(-1, 1, 1)
-    return y
+    return winograd_conv3x3(x, w, algorithm, v=v, b=b)
 
 
 def winograd_input_grad(dy, w, algorithm="winograd"):
@@ -366,7 +385,7 @@ def taps_forward(x, w, b=None):
         products = (matmul(rows[:, qy], tap_block(w_rows, qy - py + 1, px, width, c).T) for qy in range(h))
         y[:, py, px] = sum(products)
     if b is not None:
-        y += b
+        add_bias(y, b)
     return to_nchw(y)
 
 

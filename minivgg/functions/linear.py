@@ -6,13 +6,15 @@
 Pure GEMMs: NumPy hands them to BLAS, CuPy to cuBLAS; on NumPy their
 outputs go to reused workspaces (``kernels/workspace.py``).
 
-A forward that no backward follows (evaluation) computes the transposed
-product, y.T = w @ x.T, and hands out its transposed view: the same
-numbers, and OpenBLAS shares a product of many weight rows and few batch
-rows out better over its threads.  Measured on the 2-core AVX-512 EPYC
-(batch 64, float32): (64, 4096) @ (4096, 4096) 8.4 -> 6.6 ms, (64, 512) @
-(512, 4096) 1.00 -> 0.69 ms, (64, 1024) @ (1024, 1024) 0.51 -> 0.36 ms;
-VGG-A width 1's forward 1.047x.  A training step keeps x @ w.T: its
+A forward that no backward follows (evaluation), with at least 8 times as
+many outputs as rows of x, computes the transposed product, y.T = w @ x.T,
+and hands out its transposed view: the same numbers, and OpenBLAS shares a
+product of many weight rows and few batch rows out better over its threads.
+Measured on the 2-core AVX-512 EPYC (float32): (64, 4096) @ (4096, 4096)
+8.4 -> 6.6 ms, (64, 512) @ (512, 4096) 1.00 -> 0.69 ms, (64, 1024) @
+(1024, 1024) 0.51 -> 0.36 ms, (8, 4096) @ (4096, 4096) 5.0 -> 3.0 ms; VGG-A
+width 1's forward 1.047x; but 0.95-1.04x at 1 to 2 outputs per row, and
+0.77x at (64, 4096) @ (4096, 10).  A training step keeps x @ w.T: its
 backward and dropout then meet a transposed layout, and the default run's
 step was 0.97-0.99x with it.
 """
@@ -27,7 +29,8 @@ class Linear(Function):
 
     def forward(self, x, w, *bias):
         self.x, self.w = x, w
-        y = matmul(x, w.T) if self.recorded else matmul(w, x.T).T
+        transposed = not self.recorded and w.shape[0] >= 8 * x.shape[0]
+        y = matmul(w, x.T).T if transposed else matmul(x, w.T)
         if bias:
             y += bias[0]
         return y
