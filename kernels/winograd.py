@@ -78,12 +78,13 @@ def winograd_filter_transform(w, flipped=False):
     convolves with, w'[c, o, u, v] = w[o, c, 2 - u, 2 - v]: a (16, O, C) array.
     One product (16, 9) @ (9, C) per output channel, on the weight's own
     (O, kh, kw, C) memory (as nn.Conv2d keeps it); the result is a transposed
-    view, which BLAS reads as it is.  Written once for NumPy and CuPy.
+    view, which BLAS reads as it is.  Written once for NumPy and CuPy (on NumPy
+    the products are shared out over the shard threads: ``blas.stacked_matmul``).
     """
     xp = array_module(w)
     o, c = w.shape[:2]
     rows = FILTER_MATRIX[FLIPPED_ORDER] if flipped else FILTER_MATRIX
-    u = xp.matmul(xp.asarray(rows, dtype=w.dtype), w.transpose(0, 2, 3, 1).reshape(o, 9, c))   # (O, 16, C)
+    u = workspace.matmul(xp.asarray(rows, dtype=w.dtype), w.transpose(0, 2, 3, 1).reshape(o, 9, c))   # (O, 16, C)
     return u.transpose(1, 0, 2) if flipped else u.transpose(1, 2, 0)
 
 

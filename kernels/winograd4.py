@@ -107,7 +107,7 @@ def winograd4_filter_transform(w, flipped=False):
     xp = array_module(w)
     o, c = w.shape[:2]
     matrix = FLIPPED_FILTER_MATRIX if flipped else FILTER_MATRIX
-    u = xp.matmul(xp.asarray(matrix, dtype=w.dtype), w.transpose(0, 2, 3, 1).reshape(o, 9, c))   # (O, 36, C)
+    u = workspace.matmul(xp.asarray(matrix, dtype=w.dtype), w.transpose(0, 2, 3, 1).reshape(o, 9, c))   # (O, 36, C)
     return u.transpose(1, 0, 2) if flipped else u.transpose(1, 2, 0)
 
 

@@ -151,8 +151,10 @@ def own_or_copy(a):
 
 def matmul(a, b):
     """``a @ b`` for matrices, or ``a[k] @ b[k]`` for stacks of them, into a pooled output for NumPy
-    (a new array for CuPy).  A NumPy stack is split over the shard threads (``blas.stacked_matmul``)."""
-    out = empty((*a.shape[:-1], b.shape[-1]), np.result_type(a, b), like=a)
-    if array_module(a) is np and a.ndim == b.ndim == 3 and len(a) == len(b):
+    (a new array for CuPy), ``a`` one matrix for the whole stack where it is 2-d.  A NumPy stack is
+    split over the shard threads (``blas.stacked_matmul``)."""
+    shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])
+    out = empty(shape, np.result_type(a, b), like=a)
+    if array_module(a) is np and b.ndim == 3 and (a.ndim == 2 or a.ndim == 3 and len(a) == len(b)):
         return blas.stacked_matmul(a, b, out)
     return array_module(a).matmul(a, b, out=out)

@@ -53,3 +53,12 @@ def test_a_small_stack_runs_as_numpy_runs_it(monkeypatch):
     a, b = random_stack(np.random.default_rng(1), 16, 16, 64, 64)   # 2**20 multiply-adds
     monkeypatch.setattr(blas, "one_openblas_thread", None)           # would raise if the stack were split
     assert np.array_equal(workspace.matmul(a, b), np.matmul(a, b))
+
+
+def test_one_matrix_for_a_whole_stack_as_the_filter_transforms_use_it():
+    """``workspace.matmul(a, b)`` with a 2-d ``a``: a @ b[k] for every k, split like any stack."""
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((16, 9)), rng.standard_normal((512, 9, 512))    # 2**25.2 multiply-adds
+    got = workspace.matmul(a, b)
+    assert got.shape == (512, 16, 512)
+    assert np.abs(got - np.matmul(a, b)).max() <= 1e-12 * np.abs(got).max()
