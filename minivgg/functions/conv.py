@@ -156,6 +156,10 @@ def fits_one_tile(x_shape):
 #
 # So on such maps F(4x4) for the forward (and with it dW) and the input gradient from a harmonic mean of
 # 64, and the input gradient down to 16 on maps of 16x16 and more, where there are tiles enough.
+# Re-measured at width 0.25 once the stacks of products ran on one OpenBLAS thread per half
+# (``kernels/blas.py``): 16->32 @16 forward 1.07x, its step all F(4x4) 1.24x against 1.11x with im2col's
+# forward; but F(4x4)'s forward there too measured 0.99x on the default run's whole step (in-process A/B,
+# 25 rounds), so the thresholds stay.
 #
 # On maps of one 4x4 tile (VGG's 4x4 layers) F(4x4) has no edge over F(2x2) (256->512: 1.07-1.11x /
 # 1.02x, 512->512: 0.92-1.04x / 1.06-1.17x forward), and below a harmonic mean of 128 neither beats im2col
