@@ -64,6 +64,13 @@ def one_openblas_thread():
         yield
 
 
+def over_threads(work, n, elements):
+    """``shards.over_batch(work, n, elements)`` with one OpenBLAS thread: for work whose shards make
+    matrix products, each shard's products on its own core."""
+    with one_openblas_thread():
+        shards.over_batch(work, n, elements)
+
+
 def stacked_matmul(a, b, out):
     """``out[k] = a[k] @ b[k]`` for NumPy stacks of matrices (3-d ``b`` and ``out``, and ``a`` 3-d of the
     same stack length, or one matrix for every product): from MIN_MULTIPLY_ADDS on, part of the stack on
@@ -75,6 +82,5 @@ def stacked_matmul(a, b, out):
 
     def products(start, stop):
         np.matmul(a[start:stop] if a.ndim == 3 else a, b[start:stop], out=out[start:stop])
-    with one_openblas_thread():
-        shards.over_batch(products, len(out), multiply_adds)
+    over_threads(products, len(out), multiply_adds)
     return out

@@ -121,7 +121,7 @@ def winograd4_weight_transform(m):
 # The input and output transforms gather (or scatter) the tiles of a chunk of images and multiply them by
 # their matrix while they are still in the core's cache, where gathering every tile first sent them to
 # memory and back before the GEMM.  The chunks are shared out over the shard threads, each GEMM on one OpenBLAS
-# thread (``blas.one_openblas_thread``).  The same numbers, bit for bit.  Measured on the input transform
+# thread (``blas.over_threads``).  The same numbers, bit for bit.  Measured on the input transform
 # (batch 64, float32, 2-core AVX-512 EPYC, medians) against gathering everything first: 64 channels @32x32
 # 1.31x, @16x16 1.11x; 128 @16x16 1.46x, @8x8 1.10x; 256 @8x8 1.17x; 32 @8x8 1.10x; 16 @16x16 0.99x.
 # Chunks of 256 KiB to 1 MiB of tiles (a core's L2 cache is 1 MiB) measured alike.  The output transform:
@@ -130,16 +130,16 @@ def winograd4_weight_transform(m):
 CHUNK_BYTES = 1 << 19
 
 
-def over_image_chunks(transform, n, tile_bytes_per_image):
-    """Run ``transform(first, last)`` on chunks of images first..last of n, each chunk's tiles at most
-    CHUNK_BYTES (or one image), the chunks shared out over the shard threads with one OpenBLAS thread each."""
-    images = max(1, CHUNK_BYTES // tile_bytes_per_image)
+def over_image_chunks(transform, n, tiles_per_image, dtype):
+    """Run ``transform(first, last)`` on chunks of images first..last of n, each chunk's tiles (of
+    ``tiles_per_image`` numbers an image) at most CHUNK_BYTES (or one image), the chunks shared out over
+    the shard threads with one OpenBLAS thread each (``blas.over_threads``)."""
+    images = max(1, CHUNK_BYTES // (tiles_per_image * np.dtype(dtype).itemsize))
 
     def chunks(start, stop):
         for first in range(start, stop, images):
             transform(first, min(first + images, stop))
-    with blas.one_openblas_thread():
-        shards.over_batch(chunks, n, n * tile_bytes_per_image // 4)
+    blas.over_threads(chunks, n, n * tiles_per_image)
 
 
 def winograd4_input_transform(x):
@@ -162,7 +162,7 @@ def winograd4_input_transform(x):
         d = workspace.empty((TILE + 2, TILE + 2, last - first, th, tw, c), x.dtype)
         np.copyto(d, tiles[first:last].transpose(4, 5, 0, 1, 2, 3))
         np.matmul(matrix, d.reshape(36, -1), out=v[:, first * per_image:last * per_image])
-    over_image_chunks(transform, n, 36 * per_image * x.dtype.itemsize)
+    over_image_chunks(transform, n, 36 * per_image, x.dtype)
     return v.reshape(36, n * th * tw, c)
 
 
@@ -185,7 +185,7 @@ def winograd4_output_transform(m, y_shape):
         outputs = workspace.empty((TILE, TILE, last - first, th, tw, o), m.dtype)
         np.matmul(matrix, columns[:, first * per_image:last * per_image], out=outputs.reshape(16, -1))
         np.copyto(tiles[first:last], outputs.transpose(2, 3, 0, 4, 1, 5))
-    over_image_chunks(transform, n, 36 * per_image * m.dtype.itemsize)
+    over_image_chunks(transform, n, 36 * per_image, m.dtype)
     return to_nchw(crop(tiles.reshape(n, TILE * th, TILE * tw, o), h, w))
 
 
