@@ -4,10 +4,12 @@
 
 Three set-ups train VGG-A on the same random batches, each in its own process(es):
 
-* one process with 2 BLAS threads (the reference: what a plain run gets on 2 cores);
-* one process with 1 BLAS thread;
-* two MPI processes with 1 BLAS thread each (``mpiexec -n 2``), each taking half
-  of every batch and all-reducing the gradients.
+* one process with its default threads, one BLAS and one shard thread per core
+  (the reference: what a plain run gets);
+* one process with 1 BLAS thread and 1 shard thread;
+* two MPI processes (``mpiexec -n 2``), each taking half of every batch and
+  all-reducing the gradients, each with its share of the cores
+  (``minivgg.parallel.share_cores``: 1 thread each on 2 cores).
 
 The median step time after a warm-up gives images/s; the time spent inside
 the all-reduce is measured around ``allreduce_sum``.  Prints one table.
@@ -59,8 +61,10 @@ def worker(args):
 
     communicator = None
     if args.mpi:
-        from minivgg.parallel import MpiCommunicator
-        communicator = TimedCommunicator(MpiCommunicator())
+        from minivgg.parallel import MpiCommunicator, share_cores
+        mpi = MpiCommunicator()
+        share_cores(mpi.ranks_here)   # as examples/train_vgg_a.py --distributed does
+        communicator = TimedCommunicator(mpi)
     model = models.vgg("A", 10, 1, 32, width=args.width, init="glorot")
     optimizer = SGD(model.parameters(), lr=0.01)
     trainer = Trainer(model, optimizer, PlateauSchedule(optimizer), None, None, tempfile.mkdtemp(),
@@ -84,13 +88,16 @@ def worker(args):
 
 
 def measure(args, threads, processes):
-    """Run one set-up in fresh processes with ``threads`` BLAS threads each."""
+    """Run one set-up in fresh processes with ``threads`` BLAS and shard threads each (None: the library's
+    own choice)."""
     result = tempfile.mktemp(suffix=".json")
     command = [sys.executable, __file__, "--worker", result, "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--width", str(args.width), "--batch-size", str(args.batch_size)]
     if processes > 1:
         command = ["mpiexec", "-n", str(processes)] + command + ["--mpi"]
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MINIVGG_THREADS")
+    env = {key: value for key, value in os.environ.items() if key not in names}
+    env.update({name: str(threads) for name in names} if threads else {})
     subprocess.run(command, check=True, env=env)
     with open(result) as figures:
         return json.load(figures)
@@ -100,13 +107,13 @@ def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         return worker(args)
-    setups = [("1 process x 2 threads", 2, 1), ("1 process x 1 thread", 1, 1)]
+    setups = [("1 process, default threads", None, 1), ("1 process x 1 thread", 1, 1)]
     if shutil.which("mpiexec"):
-        setups.append(("2 MPI processes x 1 thread", 1, 2))
+        setups.append(("2 MPI processes, cores shared", None, 2))
     rows = [(name, measure(args, threads, processes)) for name, threads, processes in setups]
     reference = rows[0][1]["images_per_second"]
     print(f"VGG-A width {args.width}, batch {args.batch_size}, 32x32, float32; median of {args.steps} steps")
-    print(f"{'set-up':<28} {'step ms':>8} {'images/s':>9} {'vs 1x2':>7} {'all-reduce':>11}")
+    print(f"{'set-up':<28} {'step ms':>8} {'images/s':>9} {'vs 1st':>7} {'all-reduce':>11}")
     for name, r in rows:
         print(f"{name:<28} {1000 * r['step_seconds']:>8.1f} {r['images_per_second']:>9.0f} "
               f"{r['images_per_second'] / reference:>6.2f}x {100 * r['allreduce_share']:>10.1f}%")

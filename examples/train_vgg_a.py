@@ -169,11 +169,13 @@ def build_model(args, num_classes, in_channels):
 
 
 def make_communicator(args):
-    """None on one device; with --distributed, MPI (and NCCL on GPUs), each rank on its own GPU."""
+    """None on one device; with --distributed, MPI (and NCCL on GPUs), each rank on its own GPU, or on the
+    CPU with its share of the machine's cores (``parallel.share_cores``)."""
     if not args.distributed:
         return None
     mpi = parallel.MpiCommunicator(timeout=args.comm_timeout)
     if not args.device.startswith("cuda"):
+        parallel.share_cores(mpi.ranks_here)
         return mpi
     import cupy
     args.device = f"cuda:{mpi.rank % cupy.cuda.runtime.getDeviceCount()}"

@@ -66,7 +66,10 @@ def one_openblas_thread():
 
 def over_threads(work, n, elements):
     """``shards.over_batch(work, n, elements)`` with one OpenBLAS thread: for work whose shards make
-    matrix products, each shard's products on its own core."""
+    matrix products, each shard's products on its own core.  With one shard thread, as OpenBLAS is set."""
+    if shards.THREADS == 1:
+        work(0, n)
+        return
     with one_openblas_thread():
         shards.over_batch(work, n, elements)
 

@@ -8,7 +8,8 @@ own slice of a preallocated output: the result is the same, bit for bit,
 however many shards there are.
 
 ``MINIVGG_THREADS`` sets the number of threads (default: the CPU count);
-1 turns the pool off.
+1 turns the pool off.  ``set_threads`` changes it while running (data-parallel
+ranks that share one machine's cores, ``minivgg/parallel/cores.py``).
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,25 @@ THREADS = max(1, int(os.environ.get("MINIVGG_THREADS", os.cpu_count() or 1)))
 # Whole steps, in-process A/B against 2^16: default run 1.02x, VGG-D width 1 1.04x, VGG-A's forward 1.01x.
 MIN_ELEMENTS = 1 << 18
 
-_pool = ThreadPoolExecutor(THREADS - 1, thread_name_prefix="minivgg-shard") if THREADS > 1 else None
+
+
+def make_pool(threads):
+    """The pool of the ``threads - 1`` helpers (this thread is the other one); None for one thread."""
+    return ThreadPoolExecutor(threads - 1, thread_name_prefix="minivgg-shard") if threads > 1 else None
+
+
+_pool = make_pool(THREADS)
+
+
+def set_threads(threads):
+    """Run the shards on ``threads`` threads from now on (1: all in the calling thread)."""
+    global THREADS, _pool
+    if not (isinstance(threads, int) and threads >= 1):
+        raise ValueError(f"set_threads: expected a positive number of threads, got {threads!r}")
+    if threads != THREADS:
+        old, THREADS, _pool = _pool, threads, make_pool(threads)
+        if old is not None:
+            old.shutdown(wait=True)
 
 
 def bounds(n, shards):

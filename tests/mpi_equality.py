@@ -1,6 +1,7 @@
 """Run under ``mpiexec -n 2``: data-parallel training over MPI against one process.
 
-Every rank trains on its shard through an MpiCommunicator; rank 0 also
+Every rank takes its share of the machine's cores and trains on its shard
+through an MpiCommunicator; rank 0 also
 trains the whole batch alone and writes the comparison to the JSON file
 named on the command line.  Finally rank 1 stays away from an all-reduce,
 and rank 0 must time out with a clear error instead of hanging.
@@ -14,7 +15,7 @@ import numpy as np
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 from test_parallel import batches, make_trainer, max_relative_difference  # noqa: E402
 
-from minivgg.parallel import CommunicatorError, MpiCommunicator  # noqa: E402
+from minivgg.parallel import CommunicatorError, MpiCommunicator, share_cores  # noqa: E402
 
 
 def train(communicator, dtype, workdir):
@@ -27,7 +28,8 @@ def train(communicator, dtype, workdir):
 def main(out_path):
     communicator = MpiCommunicator(timeout=30)
     workdir = tempfile.mkdtemp()
-    result = {"ranks": communicator.size}
+    result = {"ranks": communicator.size, "ranks_here": communicator.ranks_here,
+              "threads_each": share_cores(communicator.ranks_here)}
     for dtype in (np.float64, np.float32):
         split = train(communicator, dtype, workdir)
         weights = list(split.model.state_dict().values())

@@ -62,3 +62,12 @@ def test_one_matrix_for_a_whole_stack_as_the_filter_transforms_use_it():
     got = workspace.matmul(a, b)
     assert got.shape == (512, 16, 512)
     assert np.abs(got - np.matmul(a, b)).max() <= 1e-12 * np.abs(got).max()
+
+
+def test_with_one_shard_thread_a_large_stack_runs_whole_on_the_calling_thread(monkeypatch):
+    """One shard thread (``MINIVGG_THREADS=1``, or a data-parallel rank's share of the cores): nothing to
+    split over, so OpenBLAS keeps the threads it was given (``share_cores`` set them)."""
+    a, b = random_stack(np.random.default_rng(3), 36, 256, 64, 64, np.float32)
+    monkeypatch.setattr(shards, "THREADS", 1)
+    monkeypatch.setattr(blas, "one_openblas_thread", None)           # would raise if the stack were split
+    assert np.array_equal(workspace.matmul(a, b), np.matmul(a, b))

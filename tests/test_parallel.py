@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -193,8 +194,47 @@ def test_under_mpiexec_two_processes_train_like_one(tmp_path):
     subprocess.run(["mpiexec", "-n", "2", sys.executable, os.path.join(HERE, "mpi_equality.py"), str(out)],
                    check=True, timeout=300)
     result = json.loads(out.read_text())
-    assert result["ranks"] == 2
+    assert result["ranks"] == 2 and result["ranks_here"] == 2
+    assert result["threads_each"] == max(1, (os.cpu_count() or 1) // 2), "each rank takes half of the cores"
     assert result["float64_relative_difference"] <= 1e-12
     assert result["float32_relative_difference"] <= 1e-5
     assert result["replicas_identical"]
     assert "waited 2 s for the other ranks" in result["stuck_rank_error"]
+
+
+class Request:
+    """A stand-in for an MPI request that completes at its ``calls``-th test (never, for None)."""
+
+    def __init__(self, calls=None):
+        self.calls, self.tests = calls, 0
+
+    def Test(self):
+        self.tests += 1
+        return self.calls is not None and self.tests >= self.calls
+
+
+def bare_mpi_communicator(timeout):
+    """An MpiCommunicator's waiting, without MPI (``wait`` uses no more of it)."""
+    from minivgg.parallel import MpiCommunicator
+    communicator = MpiCommunicator.__new__(MpiCommunicator)
+    communicator.rank, communicator.size, communicator.timeout = 0, 2, timeout
+    return communicator
+
+
+def test_an_mpi_wait_polls_without_sleeping_at_first(monkeypatch):
+    from minivgg.parallel import mpi
+    sleeps = []
+    monkeypatch.setattr(mpi.time, "sleep", sleeps.append)
+    request = Request(calls=50)
+    bare_mpi_communicator(timeout=60).wait(request, "allreduce")
+    assert request.tests == 50 and sleeps == [], "a collective that ends at once is not waited for in sleeps"
+
+
+def test_a_long_mpi_wait_sleeps_between_polls_and_times_out_with_a_clear_error(monkeypatch):
+    from minivgg.parallel import mpi
+    sleeps, sleep = [], time.sleep
+    monkeypatch.setattr(mpi, "SPIN_SECONDS", 0.01)
+    monkeypatch.setattr(mpi.time, "sleep", lambda seconds: (sleeps.append(seconds), sleep(seconds)))
+    with pytest.raises(CommunicatorError, match=r"MPI allreduce: rank 0 of 2 waited 0.1 s for the other ranks"):
+        bare_mpi_communicator(timeout=0.1).wait(Request(), "allreduce")
+    assert sleeps and set(sleeps) == {mpi.POLL_SECONDS}, "after SPIN_SECONDS, polls are POLL_SECONDS apart"

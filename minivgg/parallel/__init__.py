@@ -1,5 +1,6 @@
 """Floor 5: data-parallel training across threads, processes, machines and GPUs."""
 from .communicator import Communicator, CommunicatorError, InProcessGroup, SingleDevice, pack, unpack
+from .cores import share_cores
 from .data_parallel import (allreduce_gradients, check_agreement, check_batches_split, check_replicas, checksum,
                             shard_bounds)
 from .mpi import MpiCommunicator, abort_on_error
@@ -7,4 +8,4 @@ from .nccl import NcclCommunicator, NcclInProcessGroup
 
 __all__ = ["Communicator", "CommunicatorError", "InProcessGroup", "MpiCommunicator", "NcclCommunicator",
            "NcclInProcessGroup", "SingleDevice", "abort_on_error", "allreduce_gradients", "check_agreement",
-           "check_batches_split", "check_replicas", "checksum", "pack", "shard_bounds", "unpack"]
+           "check_batches_split", "check_replicas", "checksum", "pack", "shard_bounds", "share_cores", "unpack"]
