@@ -3,6 +3,7 @@
     python benchmarks/vs_pytorch.py                     # every configuration (several minutes on 2 cores)
     python benchmarks/vs_pytorch.py --only default      # one configuration (see --help for the names)
     python benchmarks/vs_pytorch.py --quick             # a smoke run: tiny rounds (numbers meaningless)
+    python benchmarks/vs_pytorch.py --only layers-default   # each convolution of the default run's network
 
 The reference is PyTorch's CPU build, given the same network (built from
 minivgg's own layer list, the weights copied over by torchvision's names),
@@ -200,9 +201,15 @@ def nhwc_memory(a):
     return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
-def bench_layers(rounds, warmup, settle=1, batch=64):
-    """Each convolution of VGG-A at 32x32 (width 1): forward + backward, minivgg vs torch conv2d."""
-    model = vgg("A", num_classes=10, in_channels=3, input_size=32, width=1.0, init="glorot")
+LAYER_SETS = {   # name: (what the table says, width, input channels) of VGG-A at 32x32, batch 64
+    "layers": ("VGG-A (width 1, 3x32x32, batch 64)", 1.0, 3),
+    "layers-default": ("the default run's VGG-A (width 0.25, 1x32x32, batch 64)", 0.25, 1),
+}
+
+
+def bench_layers(rounds, warmup, settle=1, batch=64, width=1.0, channels=3):
+    """Each convolution of VGG-A at 32x32: forward + backward, minivgg vs torch conv2d."""
+    model = vgg("A", num_classes=10, in_channels=channels, input_size=32, width=width, init="glorot")
     rng, side, rows = np.random.default_rng(0), 32, []
     for layer in model.features:
         if isinstance(layer, MaxPool2d):
@@ -212,7 +219,7 @@ def bench_layers(rounds, warmup, settle=1, batch=64):
         o, c = layer.weight.shape[:2]
         x = rng.standard_normal((batch, c, side, side)).astype(np.float32)
         dy = rng.standard_normal((batch, o, side, side)).astype(np.float32)
-        first = c == 3
+        first = c == channels
         # laid out as inside the network: the image C-contiguous, every later activation and every output
         # gradient an NCHW view of NHWC memory (PyTorch gets both in channels_last)
         ours_x = Tensor(x if first else nhwc_memory(x), requires_grad=not first)
@@ -320,13 +327,14 @@ def report(results, layers, memory, rounds, warmup, settle):
         t = r["times"]
         lines.append(f"| {DESCRIPTIONS[r['name']]} | {ms(t['minivgg'])} | {ms(t['torch NCHW'])} | "
                      f"{ms(t['torch channels_last'])} | **{r['ratio']:.2f}** |")
-    if layers:
-        lines += ["", "Per convolution of VGG-A (width 1, 32x32, batch 64), forward + backward, "
-                  "PyTorch channels_last:", "",
+    for name, rows in layers.items():
+        lines += ["", f"Per convolution of {LAYER_SETS[name][0]}, forward + backward, PyTorch channels_last:", "",
                   "| layer | minivgg ms | PyTorch ms | minivgg speed / PyTorch |", "|---|---|---|---|"]
-        for shape, t in layers:
+        for shape, t in rows:
             ratio = statistics.median(t["torch"]) / statistics.median(t["minivgg"])
             lines.append(f"| {shape} | {ms(t['minivgg'])} | {ms(t['torch'])} | {ratio:.2f} |")
+        minivgg, reference = (sum(statistics.median(t[lib]) for _, t in rows) for lib in ("minivgg", "torch"))
+        lines.append(f"| all | {1000 * minivgg:.1f} | {1000 * reference:.1f} | {reference / minivgg:.2f} |")
     if memory:
         lines += ["", "Peak memory growth over the process after its imports (MiB), 2 steps, separate processes:",
                   "", "| configuration | minivgg | PyTorch NCHW | PyTorch channels_last |", "|---|---|---|---|"]
@@ -339,7 +347,7 @@ def report(results, layers, memory, rounds, warmup, settle):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", choices=[*CONFIGS, "layers"], help="run only these (repeatable)")
+    parser.add_argument("--only", action="append", choices=[*CONFIGS, *LAYER_SETS], help="run only these (repeatable)")
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds per configuration (default 7)")
     parser.add_argument("--quick", action="store_true", help="smoke mode: 1 round, no warm-up, small configs")
     parser.add_argument("--settle", type=int, default=1,
@@ -352,19 +360,20 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     if args.memory:
         return measure_memory(*args.memory)
-    chosen = args.only or [*CONFIGS, "layers"]
+    chosen = args.only or [*CONFIGS, *LAYER_SETS]
     if args.quick:
         chosen = args.only or ["default"]
     rounds, warmup = (1, 0) if args.quick else (args.rounds, 1)
     args.settle = 0 if args.quick else args.settle
     results = []
     for name in chosen:
-        if name == "layers":
+        if name in LAYER_SETS:
             continue
         r = rounds if name != "A-224" else min(rounds, 3)
         results.append(bench_config(name, r, warmup, args.settle))
         print(f"{name}: minivgg speed / best PyTorch = {results[-1]['ratio']:.2f}", flush=True)
-    layers = bench_layers(rounds, warmup, args.settle) if "layers" in chosen else []
+    layers = {name: bench_layers(rounds, warmup, args.settle, width=LAYER_SETS[name][1], channels=LAYER_SETS[name][2])
+              for name in LAYER_SETS if name in chosen}
     memory = {}
     if not (args.no_memory or args.quick):
         for name in [n for n in ("default", "A-224") if n in chosen]:
