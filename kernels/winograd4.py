@@ -41,8 +41,9 @@ then to its columns): two products with an inner dimension of 6, 432
 multiply-adds per tile and channel for V instead of the Kronecker product's
 1296, and 240 instead of 576 for Y.  Measured in one process against the
 Kronecker product (2-core AVX-512 EPYC, alternated rounds, medians): VGG-A's
-forward 1.04-1.05x, VGG-D's training step 1.03-1.04x, VGG-A's 0.998-1.017x,
-the default run's 1.004-1.017x; on one 512 KiB chunk of tiles alone 1.8x.
+forward 1.04-1.08x, VGG-D's training step 1.03-1.04x, VGG-A's 0.998-1.017x,
+the default run's 1.004-1.017x, VGG-A's at 224 0.976-0.994x; on one 512 KiB
+chunk of tiles alone 1.8x.
 The gradient's transforms below keep the Kronecker product: they run on the
 whole batch at once, not a chunk in cache, and one axis at a time measured
 0.99x there.
