@@ -22,7 +22,6 @@ THREADS = max(1, int(os.environ.get("MINIVGG_THREADS", os.cpu_count() or 1)))
 MIN_ELEMENTS = 1 << 18
 
 
-
 def make_pool(threads):
     """The pool of the ``threads - 1`` helpers (this thread is the other one); None for one thread."""
     return ThreadPoolExecutor(threads - 1, thread_name_prefix="minivgg-shard") if threads > 1 else None

@@ -196,6 +196,9 @@ def test_under_mpiexec_two_processes_train_like_one(tmp_path):
     result = json.loads(out.read_text())
     assert result["ranks"] == 2 and result["ranks_here"] == 2
     assert result["threads_each"] == max(1, (os.cpu_count() or 1) // 2), "each rank takes half of the cores"
+    from minivgg.parallel import mpi
+    assert result["spin_seconds"] == (mpi.SPIN_SECONDS if (os.cpu_count() or 1) >= 2 else 0.0), \
+        "waits spin only where every rank has a core"
     assert result["float64_relative_difference"] <= 1e-12
     assert result["float32_relative_difference"] <= 1e-5
     assert result["replicas_identical"]
@@ -213,11 +216,12 @@ class Request:
         return self.calls is not None and self.tests >= self.calls
 
 
-def bare_mpi_communicator(timeout):
+def bare_mpi_communicator(timeout, spin_seconds):
     """An MpiCommunicator's waiting, without MPI (``wait`` uses no more of it)."""
     from minivgg.parallel import MpiCommunicator
     communicator = MpiCommunicator.__new__(MpiCommunicator)
     communicator.rank, communicator.size, communicator.timeout = 0, 2, timeout
+    communicator.spin_seconds = spin_seconds
     return communicator
 
 
@@ -226,15 +230,22 @@ def test_an_mpi_wait_polls_without_sleeping_at_first(monkeypatch):
     sleeps = []
     monkeypatch.setattr(mpi.time, "sleep", sleeps.append)
     request = Request(calls=50)
-    bare_mpi_communicator(timeout=60).wait(request, "allreduce")
+    bare_mpi_communicator(timeout=60, spin_seconds=mpi.SPIN_SECONDS).wait(request, "allreduce")
     assert request.tests == 50 and sleeps == [], "a collective that ends at once is not waited for in sleeps"
+
+
+def test_with_more_ranks_than_cores_an_mpi_wait_sleeps_from_the_first_poll(monkeypatch):
+    from minivgg.parallel import mpi
+    sleeps = []
+    monkeypatch.setattr(mpi.time, "sleep", sleeps.append)
+    bare_mpi_communicator(timeout=60, spin_seconds=0.0).wait(Request(calls=3), "allreduce")
+    assert sleeps == [mpi.POLL_SECONDS] * 2, "no spinning: a sleep after each poll that found it unfinished"
 
 
 def test_a_long_mpi_wait_sleeps_between_polls_and_times_out_with_a_clear_error(monkeypatch):
     from minivgg.parallel import mpi
     sleeps, sleep = [], time.sleep
-    monkeypatch.setattr(mpi, "SPIN_SECONDS", 0.01)
     monkeypatch.setattr(mpi.time, "sleep", lambda seconds: (sleeps.append(seconds), sleep(seconds)))
     with pytest.raises(CommunicatorError, match=r"MPI allreduce: rank 0 of 2 waited 0.1 s for the other ranks"):
-        bare_mpi_communicator(timeout=0.1).wait(Request(), "allreduce")
-    assert sleeps and set(sleeps) == {mpi.POLL_SECONDS}, "after SPIN_SECONDS, polls are POLL_SECONDS apart"
+        bare_mpi_communicator(timeout=0.1, spin_seconds=0.01).wait(Request(), "allreduce")
+    assert sleeps and set(sleeps) == {mpi.POLL_SECONDS}, "after spin_seconds, polls are POLL_SECONDS apart"

@@ -7,10 +7,11 @@ each thread's share of the work waits for the others' time slices.  So a
 rank takes ``cores // ranks_on_this_machine`` threads of each kind, at
 least one.  A thread count the user set in the environment wins.
 
-Measured (``benchmarks/parallel.py``, 2-core EPYC, VGG-A width 0.25,
-batch 64): two MPI ranks with their default 2 + 2 threads took 31.0 ms a
-step, with 1 + 1 thread 26.0 ms (with MPI waits that poll without sleeping,
-``mpi.py``).
+Measured (``benchmarks/parallel.py``'s worker under ``mpiexec -n 2``, 2-core
+EPYC, VGG-A width 0.25, batch 64, median steps): each rank with OpenBLAS's
+and the shard pool's default 2 + 2 threads took 94-1008 ms a step with MPI
+waits that slept between polls, 121-125 ms with waits that spin (``mpi.py``);
+with 1 + 2 threads 27.1-27.5 ms; with its share, 1 + 1, 25.2-25.9 ms.
 """
 import os
 

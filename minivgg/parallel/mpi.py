@@ -26,7 +26,7 @@ import numpy as np
 
 from .communicator import DEFAULT_TIMEOUT, Communicator, CommunicatorError
 
-SPIN_SECONDS = 0.05  # a collective's wait polls without sleeping this long, then POLL_SECONDS apart
+SPIN_SECONDS = 0.05  # a collective's wait polls without sleeping this long (a core for each rank here)
 POLL_SECONDS = 0.001
 ABORT_GRACE_SECONDS = 1.0  # time for mpiexec to forward an aborting rank's last lines
 
@@ -47,10 +47,13 @@ class MpiCommunicator(Communicator):
         self.MPI = import_mpi()
         self.comm = comm or self.MPI.COMM_WORLD
         self.rank, self.size, self.timeout = self.comm.Get_rank(), self.comm.Get_size(), timeout
+        self.spin_seconds = 0.0   # until the ranks on this machine are counted
         self.barrier("set-up")   # every rank is here: the blocking split below cannot wait for a dead one
         here = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
         self.ranks_here = here.Get_size()   # the ranks on this machine, which share its cores
         here.Free()
+        # a rank that spins in a wait takes a core from one it waits for where there are more ranks than cores
+        self.spin_seconds = SPIN_SECONDS if self.ranks_here <= (os.cpu_count() or 1) else 0.0
 
     def barrier(self, what):
         """Wait until every rank has reached this point (CommunicatorError after ``timeout`` seconds)."""
@@ -59,11 +62,12 @@ class MpiCommunicator(Communicator):
     def wait(self, request, what):
         """Poll a non-blocking request until it completes or ``timeout`` passes.
 
-        The first SPIN_SECONDS poll without a pause: an all-reduce of the
+        The first ``spin_seconds`` poll without a pause: an all-reduce of the
         default run's gradients takes about a millisecond, and a 1 ms sleep
         between polls made it take 20% of a step instead of 6%
         (``benchmarks/parallel.py``).  A longer wait (a rank still busy, or
-        dead) polls every POLL_SECONDS, leaving the core to others.
+        dead), and every wait where the machine has more ranks than cores,
+        polls every POLL_SECONDS, leaving the core to others.
         """
         start = time.monotonic()
         while not request.Test():
@@ -71,7 +75,7 @@ class MpiCommunicator(Communicator):
             if waited > self.timeout:
                 raise CommunicatorError(f"MPI {what}: rank {self.rank} of {self.size} waited {self.timeout:g} s "
                                         f"for the other ranks; one of them died or is stuck")
-            if waited > SPIN_SECONDS:
+            if waited > self.spin_seconds:
                 time.sleep(POLL_SECONDS)
 
     def allreduce_sum(self, buffer):
