@@ -148,7 +148,7 @@ def main(argv=None):
     if args.worker:
         return worker(args)
     setups = [("1 process, default threads", None, 1, "minivgg"), ("1 process x 1 thread", 1, 1, "minivgg")]
-    if shutil.which("mpiexec"):
+    if shutil.which("mpiexec") and importlib.util.find_spec("mpi4py"):
         setups.append(("2 MPI processes, cores shared", None, 2, "minivgg"))
     if importlib.util.find_spec("torch"):
         setups.append(("PyTorch, 1 process", None, 1, "torch"))

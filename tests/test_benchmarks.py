@@ -1,5 +1,7 @@
 """The kernel benchmark runs end to end and prints its table (no timing is asserted)."""
+import importlib.util
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -88,3 +90,19 @@ def test_the_counterfactual_rule_gives_one_tile_maps_to_winograd_and_is_undone()
     with algorithms.rule_without_winograd4():
         assert algorithms.conv.choose_algorithm(*wide, 1, 1) == "winograd"
     assert algorithms.conv.choose_algorithm(*wide, 1, 1) == "winograd4"
+
+
+def test_parallel_benchmark_times_each_set_up_and_pytorch_beside_them():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "parallel.py"), "--steps", "1",
+                             "--warmup", "0", "--batch-size", "4"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("set-up"))
+    assert header.split() == ["set-up", "step", "ms", "images/s", "vs", "1st", "vs", "PyTorch", "all-reduce"]
+    rows = {line[:30].strip(): line[30:].split() for line in lines[lines.index(header) + 1:]}
+    expected = {"1 process, default threads", "1 process x 1 thread", "PyTorch, 1 process"}
+    if shutil.which("mpiexec") and importlib.util.find_spec("mpi4py"):
+        expected.add("2 MPI processes, cores shared")
+    assert set(rows) == expected
+    assert rows["PyTorch, 1 process"][3] == "1.00x" and rows["1 process, default threads"][2] == "1.00x"
