@@ -29,7 +29,7 @@ def main(out_path):
     communicator = MpiCommunicator(timeout=30)
     workdir = tempfile.mkdtemp()
     result = {"ranks": communicator.size, "ranks_here": communicator.ranks_here,
-              "threads_each": share_cores(communicator.ranks_here), "spin_seconds": communicator.spin_seconds}
+              "threads_each": share_cores(communicator.ranks_here), "waits_spin": communicator.spin_seconds > 0}
     for dtype in (np.float64, np.float32):
         split = train(communicator, dtype, workdir)
         weights = list(split.model.state_dict().values())
