@@ -38,9 +38,11 @@ from minivgg.train import CHECKPOINT, Trainer, load_vgg, plural
 DEFAULT_VAL_SIZE = 5000  # at most; a tenth of the training images where that is fewer
 # Settings a resumed run must share with its checkpoint (they define the data, the net and the recipe) ...
 REFUSED_ON_RESUME = ("config", "width", "init", "dataset", "train_size", "scale", "val_size", "limit", "batch_size",
-                     "seed", "patience")
+                     "seed", "patience", "final_cut")
 # ... and those the checkpoint's optimiser state carries, so that a new value is ignored.
 KEPT_ON_RESUME = ("lr", "momentum", "weight_decay")
+# A checkpoint written before a setting existed ran as this value of it.
+SETTINGS_BEFORE = {"final_cut": 0}
 
 
 def build_parser():
@@ -64,6 +66,9 @@ def build_parser():
                         help="epochs without a new best validation accuracy before lr /= 10 (with 1, a single "
                              "noisy epoch cuts it: the default run then ended at 90.85%% test accuracy against "
                              "91.42-92.12%% with 2, benchmarks/results/default_run.md)")
+    parser.add_argument("--final-cut", type=cli.integer(0), default=2, metavar="K",
+                        help="if no plateau has cut the learning rate when K epochs are left, cut it then (0: "
+                             "never); a short run may see no plateau (benchmarks/results/default_run.md)")
     parser.add_argument("--init", default="glorot", choices=["paper", "glorot"],
                         help="'paper': N(0, 0.01^2); 'glorot': Glorot uniform (trains from scratch)")
     parser.add_argument("--warm-start", metavar="CHECKPOINT", help="initialise from a trained net A (section 3.1)")
@@ -214,8 +219,9 @@ def check_resume(args, meta, checkpoint):
         if key not in saved:
             fail(f"--resume: the checkpoint {path} does not record its {key}, so this run cannot be checked "
                  f"against it; start a new run with another --out")
-    changed = [f"--{key.replace('_', '-')} {saved['settings'].get(key)!r} -> {meta['settings'][key]!r}"
-               for key in REFUSED_ON_RESUME if saved["settings"].get(key) != meta["settings"][key]]
+    before = {key: saved["settings"].get(key, SETTINGS_BEFORE.get(key)) for key in REFUSED_ON_RESUME}
+    changed = [f"--{key.replace('_', '-')} {before[key]!r} -> {meta['settings'][key]!r}"
+               for key in REFUSED_ON_RESUME if before[key] != meta["settings"][key]]
     changed += [f"the {what} differ from the checkpoint's" for what, key in (("training data", "data_hash"),
                                                                                ("classes", "classes"))
                 if saved[key] != meta[key]]
@@ -254,7 +260,7 @@ def run(args, communicator):
         print(f"{args.dataset}: {sizes['train_images']} training images, {sizes['val_images']} validation images "
               f"(held out of the training set), {sizes['test_images']} test images")
     optimizer = SGD(model.parameters(), args.lr, args.momentum, args.weight_decay)
-    schedule = PlateauSchedule(optimizer, patience=args.patience)
+    schedule = PlateauSchedule(optimizer, patience=args.patience, final_cut=args.final_cut)
     trainer = Trainer(model, optimizer, schedule, loader, val_loader, args.out, args.device, args.seed,
                       progress=not args.no_progress, meta=meta, communicator=communicator)
     if args.resume:

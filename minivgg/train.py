@@ -90,7 +90,7 @@ class Trainer:
             val_stats = self.evaluate(self.val_loader, "validation")
             self.check_finite(val_stats["loss"])
             self.epoch += 1
-            go_on = self.schedule.step(1.0 - val_stats["top1_error"])
+            go_on = self.schedule.step(1.0 - val_stats["top1_error"], epochs_left=epochs - self.epoch)
             record = {"epoch": self.epoch, "lr": lr, **train_stats,
                       **{f"val_{k}": v for k, v in val_stats.items()}}
             self.history.append(record)
@@ -101,7 +101,7 @@ class Trainer:
             self.checkpoint_epoch = self.epoch
             self.say(epoch_line(record, epochs))
             if self.optimizer.lr != lr:
-                self.say(f"validation accuracy stopped improving: learning rate {lr:g} -> {self.optimizer.lr:g} "
+                self.say(f"{cut_reason(self.schedule)}: learning rate {lr:g} -> {self.optimizer.lr:g} "
                          f"(cut {self.schedule.decreases} of {self.schedule.max_decreases})")
             if not go_on:
                 break
@@ -448,6 +448,13 @@ class progress_bar:
 def plural(count, word):
     """'1 epoch', '3 epochs'."""
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def cut_reason(schedule):
+    """Why ``schedule`` has just cut the learning rate, for the console."""
+    if schedule.last_cut == "final epochs":
+        return f"no plateau came before the last {plural(schedule.final_cut, 'epoch')}"
+    return "validation accuracy stopped improving"
 
 
 def epoch_line(record, epochs):

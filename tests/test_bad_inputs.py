@@ -179,6 +179,7 @@ def test_a_warm_start_into_a_net_of_other_kernel_sizes_is_a_one_line_error(folde
     (("--batch-size", "8"), r"--batch-size 16 -> 8"),
     (("--seed", "3"), r"--seed 0 -> 3"),
     (("--config", "B"), r"--config 'A' -> 'B'"),
+    (("--final-cut", "1"), r"--final-cut 2 -> 1"),
     (("--epochs", "1"), r"--resume: nothing left to train: it is at epoch 1 and --epochs is 1"),
 ])
 def test_resume_refuses_changed_data_and_model_settings(folder, run_dir, tmp_path, change, message):
@@ -187,6 +188,19 @@ def test_resume_refuses_changed_data_and_model_settings(folder, run_dir, tmp_pat
     with pytest.raises(SystemExit, match=message):
         TRAIN.main(tiny_run(folder, out, ("--resume",), ("--epochs", "2"), change))
     assert (out / "checkpoint.npz").read_bytes() == before
+
+
+def test_a_checkpoint_from_before_final_cut_resumes_as_final_cut_0(folder, run_dir, tmp_path):
+    out = copy_run(run_dir, tmp_path)
+    arrays = dict(np.load(out / "checkpoint.npz"))
+    meta = json.loads(arrays["meta"].tobytes())
+    del meta["model"]["settings"]["final_cut"]    # as written before the flag existed
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    np.savez(out / "checkpoint.npz", **arrays)
+    with pytest.raises(SystemExit, match=r"--final-cut 0 -> 2"):
+        TRAIN.main(tiny_run(folder, out, ("--resume",), ("--epochs", "2")))
+    TRAIN.main(tiny_run(folder, out, ("--resume",), ("--epochs", "2"), ("--final-cut", "0")))
+    assert [json.loads(line)["epoch"] for line in (out / "log.jsonl").read_text().splitlines()] == [1, 2]
 
 
 def test_resume_says_what_it_keeps_and_ignores(folder, run_dir, tmp_path, capsys):

@@ -39,9 +39,10 @@ def epoch_lines(stdout):
 def test_training_prints_one_line_per_epoch_and_why_it_stopped(runs):
     lines = epoch_lines(runs["first"])
     assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
-    for line in lines:
-        assert "train loss" in line and "validation top-1 error" in line and "lr 0.01" in line
+    for line, lr in zip(lines, ["0.01", "0.001"]):   # --final-cut 2: no plateau came, the last epoch has a cut rate
+        assert "train loss" in line and "validation top-1 error" in line and f", lr {lr}, " in line
         assert "images/s" in line and "top-5" not in line  # three classes: top-5 is always right
+    assert "no plateau came before the last 2 epochs: learning rate 0.01 -> 0.001 (cut 1 of 3)" in runs["first"]
     assert "stopped after epoch 2: reached the limit of 2 epochs" in runs["first"]
     assert "test accuracy" in runs["first"].splitlines()[-1] and "on 9 test images" in runs["first"]
 

@@ -87,6 +87,36 @@ def test_plateau_schedule_divides_by_ten_three_times_then_stops():
     assert schedule.decreases == 3 and schedule.finished
 
 
+def test_a_rate_never_cut_is_cut_when_final_cut_epochs_are_left():
+    optimizer = FakeOptimizer()
+    schedule = PlateauSchedule(optimizer, patience=2, final_cut=2)
+    accuracies = [0.5, 0.6, 0.59, 0.7, 0.69, 0.8, 0.79, 0.85, 0.84, 0.9]   # a new best every other epoch
+    rates = []
+    for epoch, accuracy in enumerate(accuracies, start=1):
+        assert schedule.step(accuracy, epochs_left=len(accuracies) - epoch)
+        rates.append(optimizer.lr)
+    assert rates == pytest.approx([0.01] * 7 + [0.001] * 3)   # cut after epoch 8: epochs 9 and 10 at 0.001
+    assert schedule.decreases == 1 and schedule.last_cut == "final epochs"
+
+
+def test_the_final_cut_leaves_a_rate_a_plateau_has_cut_and_a_run_without_it_alone():
+    for final_cut, accuracies, expected in [
+            (2, [0.5, 0.5, 0.5, 0.6, 0.7, 0.8], [0.01, 0.01, 0.001, 0.001, 0.001, 0.001]),  # a plateau came first
+            (0, [0.5, 0.6, 0.59, 0.7, 0.69, 0.8], [0.01] * 6)]:                            # the paper's schedule
+        optimizer = FakeOptimizer()
+        schedule = PlateauSchedule(optimizer, patience=2, final_cut=final_cut)
+        rates = []
+        for epoch, accuracy in enumerate(accuracies, start=1):
+            schedule.step(accuracy, epochs_left=len(accuracies) - epoch)
+            rates.append(optimizer.lr)
+        assert rates == pytest.approx(expected)
+
+
+def test_the_schedule_names_a_bad_final_cut():
+    with pytest.raises(ValueError, match=r"PlateauSchedule: expected .*final_cut >= 0.*got .*final_cut=-1"):
+        PlateauSchedule(FakeOptimizer(), final_cut=-1)
+
+
 # --- the Trainer on real data ----------------------------------------------------------
 
 def fashion_subset(size, seed=0):
@@ -327,6 +357,15 @@ def test_the_console_tells_each_epoch_each_cut_and_why_the_run_stopped(tmp_path,
     assert lines[-1] == trainer.stop_reason == reason
     logged = [json.loads(line) for line in (tmp_path / LOG).read_text().splitlines()]
     assert [record["lr"] for record in logged] == [h["lr"] for h in history]
+
+
+def test_the_console_says_when_the_final_epochs_cut_the_rate(tmp_path, capsys):
+    trainer = still_trainer(tmp_path, classes=7)
+    trainer.schedule = PlateauSchedule(trainer.optimizer, patience=5, final_cut=1)
+    history = trainer.fit(3)
+    lines = capsys.readouterr().out.splitlines()
+    assert [h["lr"] for h in history] == pytest.approx([1e-12, 1e-12, 1e-13])
+    assert "no plateau came before the last 1 epoch: learning rate 1e-12 -> 1e-13 (cut 1 of 3)" in lines
 
 
 def test_top5_is_left_out_for_five_classes_or_fewer(tmp_path, capsys):
