@@ -58,9 +58,9 @@ def test_winograd_benchmark_quick_mode_checks_and_times_every_vgg_a_convolution(
     assert rows[0][:3] == ["width", "layer", "max rel diff"] and "step speed" in rows[0] and "mixed speed" in rows[0]
     assert len(rows) == 2 + 16   # VGG-A's eight convolutions at widths 1 and 0.25
     assert all(float(row[2]) <= tolerance for row in rows[2:])     # checked against im2col before timing
-    # the rule picks each algorithm somewhere, and Winograd's input gradient below its forward
+    # the rule picks each algorithm somewhere, and F(2x2)'s input gradient below its forward
     assert {row[-1] for row in rows[2:]} == {"im2col / im2col", "im2col / winograd", "winograd / winograd",
-                                             "im2col / winograd4", "winograd4 / winograd4", "taps / taps"}
+                                             "winograd4 / winograd4", "taps / taps"}
     taps_rows = [row for row in rows[2:] if row[-1] == "taps / taps"]
     assert [row[1] for row in taps_rows] == ["512->512 @2x2"] * 2 + ["128->128 @2x2"] * 2   # the one-tile maps
     assert all(row[-2].endswith("x") for row in taps_rows) and rows[2][-2] == "-"

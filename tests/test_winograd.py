@@ -160,15 +160,19 @@ def test_gradients_through_conv2d_with_winograd_forced_match_central_differences
 
 
 def test_the_rule_picks_the_forward_and_the_input_gradient_apart():
-    """A mid-width layer on a 4x4 map: im2col's forward (its columns serve dW), F(2x2)'s input gradient;
-    a narrow one on a 16x16 map: im2col's forward, F(4x4)'s input gradient; on 8x8, im2col for both."""
+    """A mid-width layer on a 4x4 map: im2col's forward (its columns serve dW), F(2x2)'s input gradient.
+    A narrow one (16 -> 32, harmonic mean 21): F(4x4) for both on a 16x16 map, on 8x8 F(4x4)'s forward and
+    im2col's input gradient (from 32 there); a narrower one (8 -> 8) im2col for both."""
     mid, narrow = ((8, 128, 4, 4), (128, 128, 3, 3)), ((8, 16, 16, 16), (32, 16, 3, 3))
     assert choose_algorithm(*mid, 1, 1) == "im2col"
     assert choose_algorithm(*mid, 1, 1, part="input_grad") == "winograd"
-    assert choose_algorithm(*narrow, 1, 1) == "im2col"
+    assert choose_algorithm(*narrow, 1, 1) == "winograd4"
     assert choose_algorithm(*narrow, 1, 1, part="input_grad") == "winograd4"
+    assert choose_algorithm((8, 16, 8, 8), (32, 16, 3, 3), 1, 1) == "winograd4"
     assert choose_algorithm((8, 16, 8, 8), (32, 16, 3, 3), 1, 1, part="input_grad") == "im2col"
-    assert choose_algorithm((8, 64, 8, 8), (64, 64, 3, 3), 1, 1) == "winograd4"
+    assert choose_algorithm((8, 32, 8, 8), (64, 32, 3, 3), 1, 1, part="input_grad") == "winograd4"
+    for part in ("forward", "input_grad"):
+        assert choose_algorithm((8, 8, 16, 16), (8, 8, 3, 3), 1, 1, part) == "im2col"
     with use_algorithm("im2col"):
         assert choose_algorithm(*mid, 1, 1, part="input_grad") == "im2col"
     with use_algorithm("winograd"):
@@ -203,7 +207,7 @@ def test_the_rule_gives_maps_of_one_tile_to_taps():
 
 
 def test_forcing_an_algorithm_for_a_block_and_for_the_process():
-    wide, narrow = ((8, 256, 8, 8), (256, 256, 3, 3)), ((8, 16, 8, 8), (32, 16, 3, 3))
+    wide, narrow = ((8, 256, 8, 8), (256, 256, 3, 3)), ((8, 16, 8, 8), (8, 16, 3, 3))   # harmonic mean 256, 11
     assert choose_algorithm(*wide, 1, 1) == "winograd4" and choose_algorithm(*narrow, 1, 1) == "im2col"
     with use_algorithm("im2col"):
         assert choose_algorithm(*wide, 1, 1) == "im2col"

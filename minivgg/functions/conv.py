@@ -159,7 +159,11 @@ def fits_one_tile(x_shape):
 # Re-measured at width 0.25 once the stacks of products ran on one OpenBLAS thread per half
 # (``kernels/blas.py``): 16->32 @16 forward 1.07x, its step all F(4x4) 1.24x against 1.11x with im2col's
 # forward; but F(4x4)'s forward there too measured 0.99x on the default run's whole step (in-process A/B,
-# 25 rounds), so the thresholds stay.
+# 25 rounds).  Once F(4x4)'s forward transforms went one axis at a time (``kernels/winograd4.py``,
+# ``both_axes``), the default run's whole step (in-process A/B, 31 rounds, three runs): F(4x4) forwards at
+# 16->32 @16 and 32->64 @8 1.014-1.023x, and with 32->64 @8's input gradient too 1.027-1.038x (batch 128:
+# 1.016x).  Hence the thresholds of 16 (forward) and 32 (input gradient) below; at width 1 only VGG's
+# first layer (3->64, harmonic mean 6) is under them.
 #
 # On maps of one 4x4 tile (VGG's 4x4 layers) F(4x4) has no edge over F(2x2) (256->512: 1.07-1.11x /
 # 1.02x, 512->512: 0.92-1.04x / 1.06-1.17x forward), and below a harmonic mean of 128 neither beats im2col
@@ -176,7 +180,7 @@ def fits_one_tile(x_shape):
 # 0.3-1.05x im2col's there).  Whole networks (benchmarks/algorithms.py) against the rule without 'taps':
 # VGG-A width 1 1.04-1.05x, its forward 1.04-1.06x, VGG-D 1.10-1.30x, the default run 1.02-1.03x.
 MIN_HARMONIC_MEAN = {
-    "winograd4": {"forward": 64, "input_grad": 64},     # maps larger than 4x4
+    "winograd4": {"forward": 16, "input_grad": 32},     # maps larger than 4x4
     "winograd": {"forward": 160, "input_grad": 128},    # maps of one 4x4 tile
 }
 LARGE_MAP_SIDE, LARGE_MAP_MIN_HARMONIC_MEAN = 16, 16    # F(4x4)'s input gradient on maps of 16x16 and more
