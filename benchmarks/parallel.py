@@ -10,6 +10,9 @@ The set-ups train VGG-A on the same random batches, each in its own process(es):
 * two MPI processes (``mpiexec -n 2``), each taking half of every batch and
   all-reducing the gradients, each with its share of the cores
   (``minivgg.parallel.share_cores``: 1 thread each on 2 cores);
+* two processes started by minivgg itself (``minivgg.parallel.launch``, as
+  ``examples/train_vgg_a.py --processes 2`` does), all-reducing through
+  shared memory, each with its share of the cores;
 * PyTorch's step of the same network, for reference (channels_last, one thread
   per core; ``benchmarks/vs_pytorch.py`` compares the two in one process).
 
@@ -38,6 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--worker", metavar="JSON", help=argparse.SUPPRESS)  # internal: one measured run
     parser.add_argument("--mpi", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--torch", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -58,19 +62,27 @@ class TimedCommunicator:
 
 
 def worker(args):
-    """Time ``args.steps`` training steps in this process; rank 0 writes the figures to ``args.worker``."""
+    """Time ``args.steps`` training steps in this process, or in its MPI job or ``launch``'s ranks; rank 0
+    writes the figures to ``args.worker``."""
     if args.torch:
         return torch_worker(args)
+    if args.processes > 1:
+        from minivgg.parallel import launch
+        return launch(time_steps, (args,), args.processes)   # each rank takes its share of the cores
+    communicator = None
+    if args.mpi:
+        from minivgg.parallel import MpiCommunicator, share_cores
+        communicator = MpiCommunicator()
+        share_cores(communicator.ranks_here)   # as examples/train_vgg_a.py --distributed does
+    return time_steps(args, communicator)
+
+
+def time_steps(args, communicator=None):
     from minivgg import models
     from minivgg.optim import SGD, PlateauSchedule
     from minivgg.train import Trainer
 
-    communicator = None
-    if args.mpi:
-        from minivgg.parallel import MpiCommunicator, share_cores
-        mpi = MpiCommunicator()
-        share_cores(mpi.ranks_here)   # as examples/train_vgg_a.py --distributed does
-        communicator = TimedCommunicator(mpi)
+    communicator = communicator and TimedCommunicator(communicator)
     model = models.vgg("A", 10, 1, 32, width=args.width, init="glorot")
     optimizer = SGD(model.parameters(), lr=0.01)
     trainer = Trainer(model, optimizer, PlateauSchedule(optimizer), None, None, tempfile.mkdtemp(),
@@ -127,11 +139,14 @@ def write_figures(args, times, reduce_times):
 
 def measure(args, threads, processes, library="minivgg"):
     """Run one set-up in fresh processes with ``threads`` BLAS and shard threads each (None: the library's
-    own choice); ``library`` 'torch' times PyTorch's step instead, in one process."""
+    own choice); ``library`` 'torch' times PyTorch's step instead, in one process; 'launch' runs
+    ``processes`` ranks started by minivgg instead of mpiexec."""
     result = tempfile.mktemp(suffix=".json")
     command = [sys.executable, __file__, "--worker", result, "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--width", str(args.width), "--batch-size", str(args.batch_size)]
-    if processes > 1:
+    if library == "launch":
+        command += ["--processes", str(processes)]
+    elif processes > 1:
         command = ["mpiexec", "-n", str(processes)] + command + ["--mpi"]
     if library == "torch":
         command.append("--torch")
@@ -150,6 +165,7 @@ def main(argv=None):
     setups = [("1 process, default threads", None, 1, "minivgg"), ("1 process x 1 thread", 1, 1, "minivgg")]
     if shutil.which("mpiexec") and importlib.util.find_spec("mpi4py"):
         setups.append(("2 MPI processes, cores shared", None, 2, "minivgg"))
+    setups.append(("2 processes (--processes 2)", None, 2, "launch"))
     if importlib.util.find_spec("torch"):
         setups.append(("PyTorch, 1 process", None, 1, "torch"))
     rows = [(name, measure(args, *setup)) for name, *setup in setups]

@@ -90,8 +90,12 @@ def build_parser():
     parser.add_argument("--distributed", action="store_true",
                         help="data parallel over MPI processes: mpiexec -n 4 python examples/train_vgg_a.py "
                              "--distributed (with --device cuda, one GPU per process and NCCL all-reduce)")
+    parser.add_argument("--processes", type=cli.integer(1), default=1, metavar="N",
+                        help="data parallel over N processes of this machine, each with its share of the cores "
+                             "(CPU only; no MPI needed): on 2 cores, 2 processes train faster than 1")
     parser.add_argument("--comm-timeout", type=cli.number(0), default=60.0,
-                        help="with --distributed: seconds a rank waits for the others before the job is aborted "
+                        help="with --distributed or --processes: seconds a rank waits for the others before the "
+                             "job is aborted "
                              "(longer than rank 0 takes to write a checkpoint and the plot)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from --out/checkpoint.npz: its weights, optimiser and schedule state; the "
@@ -115,6 +119,11 @@ def parse_args(argv=None):
                      f"(crops are cut from the rescaled image), got {args.scale!r}")
     if args.resume and args.warm_start:
         parser.error("argument --warm-start: cannot be combined with --resume (a resumed run has its own weights)")
+    if args.processes > 1 and args.distributed:
+        parser.error("argument --processes: cannot be combined with --distributed (MPI starts the processes there)")
+    if args.processes > 1 and args.device != "cpu":
+        parser.error(f"argument --processes: runs CPU ranks, got --device {args.device}; on GPUs use mpiexec "
+                     f"with --distributed")
     problem = cli.check_writable_directory("--out", args.out)
     if problem:
         parser.error(f"argument --out: {problem}")
@@ -237,7 +246,19 @@ def check_resume(args, meta, checkpoint):
 def main(argv=None):
     with parallel.abort_on_error():  # under mpiexec, an error on any rank (a bad flag too) ends the whole job
         args = parse_args(argv)
+        if args.processes > 1:
+            return run_processes(args)
         return run(args, make_communicator(args))
+
+
+def run_processes(args):
+    """``run`` in --processes ranks (``parallel.launch``); returns rank 0's result.json."""
+    try:
+        parallel.launch(run, (args,), args.processes, args.comm_timeout)
+    except parallel.RankFailed as error:
+        fail(f"--processes {args.processes}: {error}")
+    with open(os.path.join(args.out, "result.json"), encoding="utf-8") as file:
+        return json.load(file)
 
 
 def run(args, communicator):

@@ -118,6 +118,11 @@ TRAIN_FLAGS = [
     (["--init", "zeros"], r"argument --init: invalid choice: 'zeros'"),
     (["--comm-timeout", "0"], r"argument --comm-timeout: expected a finite number > 0, got '0'"),
     (["--resume", "--warm-start", "a.npz"], r"argument --warm-start: cannot be combined with --resume"),
+    (["--processes", "0"], r"argument --processes: expected an integer >= 1, got '0'"),
+    (["--final-cut", "-1"], r"argument --final-cut: expected an integer >= 0, got '-1'"),
+    (["--processes", "2", "--distributed"], r"argument --processes: cannot be combined with --distributed"),
+    (["--processes", "2", "--device", "cuda"], r"argument --processes: runs CPU ranks, got --device cuda; on "
+                                               r"GPUs use mpiexec with --distributed"),
 ]
 
 

@@ -101,7 +101,8 @@ def test_parallel_benchmark_times_each_set_up_and_pytorch_beside_them():
     header = next(line for line in lines if line.startswith("set-up"))
     assert header.split() == ["set-up", "step", "ms", "images/s", "vs", "1st", "vs", "PyTorch", "all-reduce"]
     rows = {line[:30].strip(): line[30:].split() for line in lines[lines.index(header) + 1:]}
-    expected = {"1 process, default threads", "1 process x 1 thread", "PyTorch, 1 process"}
+    expected = {"1 process, default threads", "1 process x 1 thread", "2 processes (--processes 2)",
+                "PyTorch, 1 process"}
     if shutil.which("mpiexec") and importlib.util.find_spec("mpi4py"):
         expected.add("2 MPI processes, cores shared")
     assert set(rows) == expected

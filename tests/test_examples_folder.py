@@ -57,6 +57,28 @@ def test_the_default_validation_set_is_a_tenth_of_train_and_the_run_is_recorded(
     assert {"checkpoint.npz", "log.jsonl", "result.json"} <= {p.name for p in runs["fixed"].iterdir()}
 
 
+def test_two_processes_train_the_folder_run_as_one_does(runs, tmp_path):
+    """--processes 2: two ranks of this machine, each half of every batch; the same run up to rounding."""
+    logs = []
+    for processes in ("1", "2"):
+        out = tmp_path / f"processes{processes}"
+        result = run_script("train_vgg_a.py", *SMALL_RUN, "--data", runs["folder"], "--scale", "40", "--epochs", "2",
+                            "--processes", processes, "--out", out)
+        assert len(epoch_lines(result.stdout)) == 2, "only rank 0 prints"
+        logs.append([json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()])
+    for one, two in zip(*logs):
+        assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
+        assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-4)
+
+
+def test_a_failing_rank_ends_the_run_with_its_error_and_a_one_line_summary(runs, tmp_path):
+    result = run_script("train_vgg_a.py", *SMALL_RUN, "--data", runs["folder"], "--limit", "1000",
+                        "--processes", "2", "--out", tmp_path, expect_failure=True)
+    assert "error: --limit 1000: only" in result.stderr, "the rank's own error"
+    assert result.stderr.splitlines()[-1].startswith(
+        "train_vgg_a.py: error: --processes 2: launch: rank ")
+
+
 def test_resume_continues_the_folder_run(runs):
     assert "resumed from epoch 2" in runs["resumed"]
     assert [line.split(":")[0] for line in epoch_lines(runs["resumed"])] == ["epoch 3/3"]

@@ -5,7 +5,9 @@ from .data_parallel import (allreduce_gradients, check_agreement, check_batches_
                             shard_bounds)
 from .mpi import MpiCommunicator, abort_on_error
 from .nccl import NcclCommunicator, NcclInProcessGroup
+from .processes import RankFailed, SharedMemoryCommunicator, SharedMemoryGroup, launch
 
 __all__ = ["Communicator", "CommunicatorError", "InProcessGroup", "MpiCommunicator", "NcclCommunicator",
-           "NcclInProcessGroup", "SingleDevice", "abort_on_error", "allreduce_gradients", "check_agreement",
-           "check_batches_split", "check_replicas", "checksum", "pack", "shard_bounds", "share_cores", "unpack"]
+           "NcclInProcessGroup", "RankFailed", "SharedMemoryCommunicator", "SharedMemoryGroup", "SingleDevice",
+           "abort_on_error", "allreduce_gradients", "check_agreement", "check_batches_split", "check_replicas",
+           "checksum", "launch", "pack", "shard_bounds", "share_cores", "unpack"]

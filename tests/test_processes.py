@@ -1,0 +1,105 @@
+"""Data parallel in processes that minivgg starts itself (``minivgg.parallel.launch``), through shared memory.
+
+The ranks' functions live at the top of this module, as ``launch`` needs:
+each rank is a fresh process that imports them by name.  A rank checks
+what it can see and writes its findings to a JSON file, which the test reads.
+"""
+import json
+import multiprocessing
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from minivgg.parallel import CommunicatorError, RankFailed, SharedMemoryCommunicator, SharedMemoryGroup, launch
+from minivgg.parallel.processes import CHUNK_BYTES
+from test_parallel import batches, make_trainer, max_relative_difference
+
+HANG_GUARD_SECONDS = 300   # a hung launch fails the test instead of the whole suite (not a timing)
+
+
+@pytest.fixture(autouse=True)
+def hang_guard():
+    def hung(signum, frame):
+        raise RuntimeError(f"a launch did not end within {HANG_GUARD_SECONDS} s")
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(HANG_GUARD_SECONDS)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def rank_buffers(rank, dtype):
+    """The buffers rank ``rank`` all-reduces: one over two chunks, one of fewer elements than ranks."""
+    rng = np.random.default_rng(rank)
+    return [rng.standard_normal(CHUNK_BYTES // np.dtype(dtype).itemsize + 1000).astype(dtype),
+            rng.standard_normal(2).astype(dtype)]
+
+
+def all_reduce_rank(out_dir, communicator):
+    found = {"rank": communicator.rank, "size": communicator.size, "sums_in_rank_order": True}
+    for dtype in (np.float32, np.float64):
+        buffers = rank_buffers(communicator.rank, dtype)
+        for index, buffer in enumerate(buffers):
+            communicator.allreduce_sum(buffer)
+            expected = rank_buffers(0, dtype)[index]
+            for rank in range(1, communicator.size):
+                expected = expected + rank_buffers(rank, dtype)[index]
+            found["sums_in_rank_order"] &= bool(np.array_equal(buffer, expected))
+    found["gathered"] = communicator.allgather(10.0 * communicator.rank)
+    with open(os.path.join(out_dir, f"rank{communicator.rank}.json"), "w") as out:
+        json.dump(found, out)
+
+
+def test_the_ranks_sum_every_chunk_in_rank_order_and_gather_each_value(tmp_path):
+    launch(all_reduce_rank, (str(tmp_path),), 3)
+    found = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(3)]
+    assert [f["rank"] for f in found] == [0, 1, 2] and {f["size"] for f in found} == {3}
+    assert all(f["sums_in_rank_order"] for f in found), "bit for bit the sum in rank order, on every rank"
+    assert all(f["gathered"] == [0.0, 10.0, 20.0] for f in found)
+
+
+def train_rank(out_dir, communicator):
+    trainer = make_trainer(out_dir, np.float64, communicator)
+    for x, y in batches(np.float64):
+        trainer.train_step(x, y)
+    np.savez(os.path.join(out_dir, f"weights{communicator.rank}.npz"), **trainer.model.state_dict())
+
+
+def test_two_processes_train_like_one(tmp_path):
+    launch(train_rank, (str(tmp_path),), 2)
+    single = make_trainer(str(tmp_path), np.float64, None)
+    for x, y in batches(np.float64):
+        single.train_step(x, y)
+    expected = list(single.model.state_dict().values())
+    replicas = [list(np.load(tmp_path / f"weights{rank}.npz").values()) for rank in range(2)]
+    assert all(np.array_equal(a, b) for a, b in zip(*replicas)), "the two replicas hold the same weights"
+    assert max_relative_difference(replicas[0], expected) <= 1e-12
+
+
+def failing_rank(communicator):
+    if communicator.rank == 1:
+        raise ValueError("rank 1 gives up")
+    communicator.barrier("waiting for rank 1")   # rank 1 never comes: launch must stop this rank
+
+
+def test_a_failing_rank_stops_the_others_and_is_named():
+    with pytest.raises(RankFailed, match=r"launch: rank 1 of 2 exited with code 1 \(its error is above\); the "
+                                         r"other ranks were stopped"):
+        launch(failing_rank, (), 2, timeout=HANG_GUARD_SECONDS + 60)
+
+
+def test_a_rank_alone_times_out_with_a_clear_error():
+    group = SharedMemoryGroup(2, multiprocessing.get_context("spawn"), timeout=0.2)
+    with pytest.raises(CommunicatorError, match=r"allreduce_sum: rank 0 of 2 waited 0.2 s for the other ranks; "
+                                                r"one of them died or is stuck"):
+        SharedMemoryCommunicator(group, 0).allreduce_sum(np.ones(3))
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match=r"SharedMemoryGroup: expected a positive number of ranks, got 0"):
+        SharedMemoryGroup(0, multiprocessing.get_context("spawn"))
+    communicator = SharedMemoryCommunicator(SharedMemoryGroup(1, multiprocessing.get_context("spawn")), 0)
+    with pytest.raises(TypeError, match=r"allreduce_sum: expected a contiguous NumPy buffer, got list"):
+        communicator.allreduce_sum([1.0, 2.0])
