@@ -28,11 +28,13 @@ after its imports.  Results: ``--out`` (default benchmarks/results/vs_pytorch.md
 """
 import argparse
 import gc
+import multiprocessing
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import minivgg  # before NumPy, as a user's script would: it sets OpenBLAS's thread timeout (minivgg/__init__.py)
@@ -44,11 +46,14 @@ import minivgg.functional as F
 from minivgg import Tensor, no_grad
 from minivgg.models import vgg
 from minivgg.nn import Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU
-from minivgg.optim import SGD
+from minivgg.optim import SGD, PlateauSchedule
+from minivgg.parallel import SharedMemoryCommunicator, SharedMemoryGroup, share_cores
+from minivgg.train import Trainer
 
 # name: (config, width, in_channels, input_size, batch, what)
 CONFIGS = {
     "default": ("A", 0.25, 1, 32, 64, "train"),
+    "default-2p": ("A", 0.25, 1, 32, 64, "train"),
     "default-b128": ("A", 0.25, 1, 32, 128, "train"),
     "A-w1": ("A", 1.0, 3, 32, 64, "train"),
     "D-w1": ("D", 1.0, 3, 32, 64, "train"),
@@ -58,6 +63,7 @@ CONFIGS = {
 }
 DESCRIPTIONS = {
     "default": "the default run: VGG-A width 0.25, 1x32x32, batch 64, training step",
+    "default-2p": "the default run in 2 processes (`--processes 2`), training step",
     "default-b128": "the default run at batch 128, training step",
     "A-w1": "VGG-A width 1, 3x32x32, batch 64, training step",
     "D-w1": "VGG-D width 1, 3x32x32, batch 64, training step",
@@ -65,6 +71,7 @@ DESCRIPTIONS = {
     "A-w1-forward": "VGG-A width 1, 3x32x32, batch 64, forward only (evaluation mode)",
     "dense-64": "VGG-A width 1 trained at 32, dense evaluation of 64x64 inputs, batch 64",
 }
+PROCESSES = {"default-2p": 2}   # configurations that minivgg runs in this many processes
 LR, MOMENTUM, DECAY = 0.01, 0.9, 5e-4
 
 
@@ -137,6 +144,45 @@ class MinivggRunner:
         return loss.item()
 
 
+class ProcessesRunner:
+    """minivgg's step in ``processes`` ranks, as ``train_vgg_a.py --processes`` runs it: each rank takes its
+    half of the batch when told to over a pipe, so that its steps alternate with PyTorch's like the others.
+
+    ``ours``, a MinivggRunner of the same network that never steps, gives PyTorch its weights and batch.
+    """
+
+    def __init__(self, ours, shape, processes):
+        self.ours, self.what, self.net, self.x, self.labels = ours, ours.what, ours.net, ours.x, ours.labels
+        context = multiprocessing.get_context("spawn")
+        group = SharedMemoryGroup(processes, context)
+        self.pipes, self.ranks = [], []
+        for rank in range(processes):
+            here, there = context.Pipe()
+            self.ranks.append(context.Process(target=rank_steps, args=(group, rank, there, shape), daemon=True))
+            self.ranks[-1].start()
+            self.pipes.append(here)
+
+    def step(self):
+        for pipe in self.pipes:
+            pipe.send("step")
+        return [pipe.recv() for pipe in self.pipes][0]
+
+    def close(self):
+        for pipe, rank in zip(self.pipes, self.ranks):
+            pipe.send("stop")
+            rank.join()
+
+
+def rank_steps(group, rank, pipe, shape):
+    """One rank of a ProcessesRunner: its share of the cores, then a training step whenever it is told to."""
+    share_cores(group.size)
+    ours = MinivggRunner(*shape)
+    trainer = Trainer(ours.model, ours.optimizer, PlateauSchedule(ours.optimizer), None, None, tempfile.mkdtemp(),
+                      progress=False, communicator=SharedMemoryCommunicator(group, rank))
+    while pipe.recv() == "step":
+        pipe.send(trainer.train_step(ours.x, ours.labels)[0])
+
+
 class TorchRunner:
     def __init__(self, ours, channels_last):
         self.what = ours.what
@@ -185,10 +231,13 @@ def summary(values):
 
 
 def bench_config(name, rounds, warmup, settle=1):
-    config, width, channels, size, batch, what = CONFIGS[name]
-    ours = MinivggRunner(config, width, channels, size, batch, what)
+    ours = MinivggRunner(*CONFIGS[name])
+    if name in PROCESSES:
+        ours = ProcessesRunner(ours, CONFIGS[name], PROCESSES[name])
     runners = {"minivgg": ours, "torch NCHW": TorchRunner(ours, False), "torch channels_last": TorchRunner(ours, True)}
     times = alternate(runners, rounds, warmup, settle)
+    if name in PROCESSES:
+        ours.close()
     medians = {k: statistics.median(v) for k, v in times.items()}
     best = min(("torch NCHW", "torch channels_last"), key=medians.get)
     return {"name": name, "times": times, "best_torch": best, "ratio": medians[best] / medians["minivgg"]}

@@ -31,7 +31,7 @@ from .autograd import Tensor, no_grad
 from .backend import get_array_module, move_array
 from .metrics import top_k_error
 from .nn import read_npz, save_arrays, set_dropout_state
-from .parallel import SingleDevice, allreduce_gradients, check_replicas, checksum, shard_bounds
+from .parallel import SingleDevice, allreduce_gradients, check_replicas, checksum, even_part, shard_bounds
 
 CHECKPOINT = "checkpoint.npz"
 LOG = "log.jsonl"
@@ -54,7 +54,8 @@ class Trainer:
     """Trains ``model`` with ``optimizer`` and ``schedule`` on batches of (x, labels, indices).
 
     ``train_loader`` and ``val_loader`` yield ``(x, labels, indices)`` and
-    have ``set_epoch(e)`` and ``len()`` (see ``minivgg.data.DataLoader``).
+    have ``set_epoch(e)`` and ``len()`` (see ``minivgg.data.DataLoader``);
+    with a ``communicator`` of several ranks, also ``iterate(part)``.
     Everything the run writes goes to ``out_dir``.
     """
 
@@ -146,7 +147,7 @@ class Trainer:
         totals = {"loss": 0.0, "correct": 0, "seen": 0}
         start = time.perf_counter()
         with progress_bar(len(self.train_loader), f"epoch {self.epoch + 1}", self.progress) as bar:
-            for x, labels, _ in self.train_loader:
+            for x, labels, _ in self.batches(self.train_loader, shard_bounds):
                 loss, correct = self.train_step(x, labels)
                 totals["loss"] += loss * len(labels)
                 totals["correct"] += correct
@@ -157,18 +158,33 @@ class Trainer:
         return {"train_loss": totals["loss"] / totals["seen"], "train_accuracy": totals["correct"] / totals["seen"],
                 "images_per_second": totals["seen"] / seconds, "epoch_seconds": seconds}
 
+    def batches(self, loader, split):
+        """``loader``'s batches; with several ranks, x holds only this rank's part of each batch, as
+        ``split(batch length, ranks, rank)`` gives it (so each rank transforms only its own images)."""
+        comm = self.communicator
+        if comm.size == 1:
+            return iter(loader)
+        return loader.iterate(part=lambda length: split(length, comm.size, comm.rank))
+
     def train_step(self, x, labels):
         """One SGD step on a batch; returns (mean loss, number of correct top-1 predictions).
 
         With a communicator of several ranks, this rank computes only its
         shard of the batch and the gradients are all-reduced before the step
         (see ``minivgg.parallel``); with one rank the shard is the batch.
+        ``x`` holds the whole batch's inputs, or only this shard's
+        (``batches``); ``labels`` are the whole batch's.
         """
         comm = self.communicator
         start, stop = shard_bounds(len(labels), comm.size, comm.rank)
+        if len(x) == len(labels):
+            x = x[start:stop]
+        elif len(x) != stop - start:
+            raise ValueError(f"train_step: expected the inputs of the batch of {len(labels)} labels, or of rank "
+                             f"{comm.rank}'s shard of {stop - start}, got {len(x)}")
         set_dropout_state(self.model, seed=self.seed, step=self.step, sample_offset=start)
         shard_labels = move_array(labels[start:stop], "cpu")  # host labels: the loss checks and uploads them once
-        logits = self.model(Tensor(self.to_device(x[start:stop])))
+        logits = self.model(Tensor(self.to_device(x)))
         loss = F.softmax_cross_entropy(logits, shard_labels)
         if comm.size > 1:
             loss = loss * ((stop - start) / len(labels))
@@ -191,21 +207,33 @@ class Trainer:
         """Mean loss and top-1 / top-5 error of the model on ``loader``, in evaluation mode.
 
         The top-5 error is None for five classes or fewer, where it is always 0.
+        With several ranks, each evaluates its part of every batch (``even_part``).
         """
         self.model.eval()
         loader.set_epoch(0)
-        loss_sum, errors, seen, classes = 0.0, np.zeros(2), 0, 0
+        comm = self.communicator
+        totals, classes = np.zeros(4), 0   # loss sum, top-1 and top-5 errors, images seen; logits' classes
         with no_grad(), progress_bar(len(loader), description, self.progress) as bar:
-            for x, labels, _ in loader:
-                logits = self.model(Tensor(self.to_device(x)))
-                device_labels = move_array(labels, self.device)
-                loss_sum += F.softmax_cross_entropy(logits, device_labels).item() * len(labels)
-                errors += [top_k_error(logits.data, labels, k) * len(labels) for k in (1, 5)]
-                seen, classes = seen + len(labels), logits.shape[1]
-                bar.update(1, top1_error=errors[0] / seen)
+            for x, labels, _ in self.batches(loader, even_part):
+                start, stop = even_part(len(labels), comm.size, comm.rank)
+                if stop > start:   # a batch of fewer images than ranks leaves some ranks none
+                    part, classes = self.evaluate_part(x, labels[start:stop])
+                    totals += part
+                bar.update(1, top1_error=totals[1] / max(totals[3], 1))
+        if comm.size > 1:   # every rank evaluated its part of each batch: add the parts up, in rank order
+            totals = np.array([sum(comm.allgather(float(total))) for total in totals])
+            classes = max(comm.allgather(classes))
         self.model.train()
-        return {"loss": loss_sum / seen, "top1_error": float(errors[0] / seen),
-                "top5_error": float(errors[1] / seen) if classes > 5 else None}
+        loss_sum, top1, top5, seen = totals
+        return {"loss": loss_sum / seen, "top1_error": float(top1 / seen),
+                "top5_error": float(top5 / seen) if classes > 5 else None}
+
+    def evaluate_part(self, x, labels):
+        """(loss sum, top-1 errors, top-5 errors, images) of the model on a batch or part, and its classes."""
+        logits = self.model(Tensor(self.to_device(x)))
+        loss = F.softmax_cross_entropy(logits, move_array(labels, self.device)).item()
+        errors = [top_k_error(logits.data, labels, k) * len(labels) for k in (1, 5)]
+        return np.array([loss * len(labels), *errors, len(labels)]), logits.shape[1]
 
     def to_device(self, x):
         return x if self.device == "cpu" else move_array(x, self.device)

@@ -247,3 +247,11 @@ def test_a_long_mpi_wait_sleeps_between_polls_and_times_out_with_a_clear_error(m
     with pytest.raises(CommunicatorError, match=r"MPI allreduce: rank 0 of 2 waited 0.1 s for the other ranks"):
         bare_mpi_communicator(timeout=0.1, spin_seconds=0.01).wait(Request(), "allreduce")
     assert sleeps and set(sleeps) == {mpi.POLL_SECONDS}, "after spin_seconds, polls are POLL_SECONDS apart"
+
+
+def test_train_step_takes_the_whole_batch_or_this_rank_shard_and_names_anything_else(tmp_path):
+    trainers = [make_trainer(tmp_path, np.float64, c) for c in InProcessGroup(2).communicators]
+    (x, y), = batches(np.float64)[:1]
+    with pytest.raises(ValueError, match=r"train_step: expected the inputs of the batch of 12 labels, or of rank "
+                                         r"0's shard of 6, got 5"):
+        trainers[0].train_step(x[:5], y)

@@ -76,15 +76,26 @@ class DataLoader:
         return full if self.drop_last or rest == 0 else full + 1
 
     def __iter__(self):
-        batches = self._batches(self.epoch)
+        return self.iterate()
+
+    def iterate(self, part=None):
+        """The batches of the epoch, as ``for`` gives them.
+
+        With ``part``, a function of a batch's length that gives the slice
+        ``(start, stop)`` one data-parallel rank takes, x holds the inputs of
+        only that part of each batch (a rank transforms only its own images);
+        the labels and indices stay the whole batch's.
+        """
+        batches = self._batches(self.epoch, part)
         return _prefetch(batches) if self.prefetch else batches
 
-    def _batches(self, epoch):
-        """Yield the batches of ``epoch``, computed in the calling thread."""
+    def _batches(self, epoch, part=None):
+        """Yield the batches of ``epoch`` (see ``iterate``), computed in the calling thread."""
         order = self.order(epoch)
         for b in range(len(self)):
             indices = order[b * self.batch_size:(b + 1) * self.batch_size]
-            yield self._batch(indices, epoch), self.labels[indices], indices
+            start, stop = part(len(indices)) if part else (0, len(indices))
+            yield self._batch(indices[start:stop], epoch), self.labels[indices], indices
 
     def _batch(self, indices, epoch):
         """Return the float32 (B, C, H, W) inputs of the samples ``indices``."""

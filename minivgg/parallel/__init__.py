@@ -2,7 +2,7 @@
 from .communicator import Communicator, CommunicatorError, InProcessGroup, SingleDevice, pack, unpack
 from .cores import share_cores
 from .data_parallel import (allreduce_gradients, check_agreement, check_batches_split, check_replicas, checksum,
-                            shard_bounds)
+                            even_part, shard_bounds)
 from .mpi import MpiCommunicator, abort_on_error
 from .nccl import NcclCommunicator, NcclInProcessGroup
 from .processes import RankFailed, SharedMemoryCommunicator, SharedMemoryGroup, launch
@@ -10,4 +10,4 @@ from .processes import RankFailed, SharedMemoryCommunicator, SharedMemoryGroup, 
 __all__ = ["Communicator", "CommunicatorError", "InProcessGroup", "MpiCommunicator", "NcclCommunicator",
            "NcclInProcessGroup", "RankFailed", "SharedMemoryCommunicator", "SharedMemoryGroup", "SingleDevice",
            "abort_on_error", "allreduce_gradients", "check_agreement", "check_batches_split", "check_replicas",
-           "checksum", "launch", "pack", "shard_bounds", "share_cores", "unpack"]
+           "checksum", "even_part", "launch", "pack", "shard_bounds", "share_cores", "unpack"]

@@ -31,6 +31,11 @@ def shard_bounds(batch_size, size, rank):
     return start, start + base + (1 if rank < extra else 0)
 
 
+def even_part(length, size, rank):
+    """The slice [start, stop) of ``length`` items that rank ``rank`` of ``size`` takes; it may be empty."""
+    return length * rank // size, length * (rank + 1) // size
+
+
 def allreduce_gradients(communicator, parameters, extras):
     """Sum every parameter's gradient, and the small array ``extras``, over all ranks, in one all-reduce.
 

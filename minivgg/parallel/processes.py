@@ -14,8 +14,8 @@ The ranks all-reduce through memory that they all map (a
 CHUNK_BYTES.  A buffer goes through them a chunk at a time:
 
     1. rank r copies its chunk into slot r;                                barrier
-    2. rank r adds up its part of the chunk (its r-th of ``size``) over
-       slots 0, 1, ..., size-1, in that order, into the result area;       barrier
+    2. rank r adds up its part of the chunk (``even_part``) over slots
+       0, 1, ..., size-1, in that order, into the result area;             barrier
     3. every rank copies the result into its buffer.
 
 Every element is summed in rank order whichever rank sums it, so every rank
@@ -31,6 +31,7 @@ import numpy as np
 
 from .communicator import DEFAULT_TIMEOUT, Communicator, CommunicatorError
 from .cores import share_cores
+from .data_parallel import even_part
 
 CHUNK_BYTES = 8 << 20   # the default run's gradients (1.77 million float32) go through in one chunk
 
@@ -80,7 +81,7 @@ class SharedMemoryCommunicator(Communicator):
         slots = self.memory[:, :chunk.nbytes].view(chunk.dtype)   # (size + 1, len(chunk)): the slots, the result
         slots[self.rank] = chunk
         self.barrier("allreduce_sum")
-        start, stop = chunk.size * self.rank // self.size, chunk.size * (self.rank + 1) // self.size
+        start, stop = even_part(chunk.size, self.size, self.rank)
         part, result = slots[:self.size, start:stop], slots[self.size, start:stop]
         np.copyto(result, part[0])
         for slot in part[1:]:

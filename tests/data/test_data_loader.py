@@ -78,6 +78,18 @@ def test_augmentation_does_not_depend_on_batching_or_threads():
         assert all(np.array_equal(reference[i], other[i]) for i in reference)
 
 
+def test_a_rank_gets_the_inputs_of_its_part_of_each_batch_and_the_whole_batch_labels():
+    images, labels = dataset()
+    loader = DataLoader(images, labels, 7, transform=TrainTransform(8, (8, 12)), seed=9)
+    loader.set_epoch(1)
+    whole = list(loader)
+    part = list(loader.iterate(part=lambda length: (length // 2, length)))   # the second half of each batch
+    assert len(part) == len(whole) == 4
+    for (x, y, i), (x_part, y_part, i_part) in zip(whole, part):
+        assert np.array_equal(x_part, x[len(y) // 2:]), "the same augmentation as in the whole batch"
+        assert np.array_equal(y_part, y) and np.array_equal(i_part, i)
+
+
 def test_worker_exception_reaches_the_consumer():
     images, labels = dataset()
     images = list(images)
