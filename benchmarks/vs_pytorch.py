@@ -154,7 +154,7 @@ class ProcessesRunner:
     def __init__(self, ours, shape, processes):
         self.ours, self.what, self.net, self.x, self.labels = ours, ours.what, ours.net, ours.x, ours.labels
         context = multiprocessing.get_context("spawn")
-        group = SharedMemoryGroup(processes, context)
+        self.group = group = SharedMemoryGroup(processes, context)   # kept: the ranks open its semaphores late
         self.pipes, self.ranks = [], []
         for rank in range(processes):
             here, there = context.Pipe()

@@ -107,3 +107,12 @@ def test_parallel_benchmark_times_each_set_up_and_pytorch_beside_them():
         expected.add("2 MPI processes, cores shared")
     assert set(rows) == expected
     assert rows["PyTorch, 1 process"][3] == "1.00x" and rows["1 process, default threads"][2] == "1.00x"
+
+
+def test_vs_pytorch_times_the_default_run_in_two_processes_beside_pytorch():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vs_pytorch.py"), "--quick", "--only",
+                             "default-2p"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "in 2 processes (`--processes 2`)" in line)
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert len(cells) == 5 and float(cells[4].strip("*")) > 0, row
