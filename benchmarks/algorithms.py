@@ -26,7 +26,7 @@ import time
 import minivgg  # before NumPy (minivgg/__init__.py sets OpenBLAS's thread timeout)
 
 from minivgg.functions import conv
-from vs_pytorch import CONFIGS, MinivggRunner, openblas_environment
+from vs_pytorch import CONFIGS, PROCESSES, MinivggRunner, openblas_environment
 
 
 @contextlib.contextmanager
@@ -83,7 +83,8 @@ def time_variants(name, rounds, warmup):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", choices=list(CONFIGS), help="configurations (repeatable)")
+    parser.add_argument("--only", action="append", choices=[name for name in CONFIGS if name not in PROCESSES],
+                        help="configurations (repeatable; one process each)")
     parser.add_argument("--rounds", type=int, default=12)
     args = parser.parse_args(argv)
     print(f"{openblas_environment()}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

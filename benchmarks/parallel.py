@@ -17,7 +17,7 @@ The set-ups train VGG-A on the same random batches, each in its own process(es):
   per core; ``benchmarks/vs_pytorch.py`` compares the two in one process).
 
 The median step time after a warm-up gives images/s; the time spent inside
-the all-reduce is measured around ``allreduce_sum``.  Prints one table.
+the all-reduce is measured around ``allreduce_arrays``.  Prints one table.
 """
 import argparse
 import importlib.util
@@ -47,14 +47,15 @@ def parse_args(argv=None):
 
 
 class TimedCommunicator:
-    """Wraps a communicator and adds up the seconds spent in ``allreduce_sum``."""
+    """Wraps a communicator and adds up the seconds spent in ``allreduce_arrays`` (the gradients' exchange,
+    with the packing into one buffer and back where the communicator packs)."""
 
     def __init__(self, inner):
         self.inner, self.rank, self.size, self.seconds = inner, inner.rank, inner.size, 0.0
 
-    def allreduce_sum(self, buffer):
+    def allreduce_arrays(self, arrays):
         start = time.perf_counter()
-        self.inner.allreduce_sum(buffer)
+        self.inner.allreduce_arrays(arrays)
         self.seconds += time.perf_counter() - start
 
     def allgather(self, value):

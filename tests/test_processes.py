@@ -37,16 +37,35 @@ def rank_buffers(rank, dtype):
             rng.standard_normal(2).astype(dtype)]
 
 
+def rank_arrays(rank, dtype):
+    """Arrays that rank ``rank`` all-reduces together: laid end to end they straddle two chunks, and one
+    is a transposed view (dense, its axes in another order)."""
+    rng = np.random.default_rng(100 + rank)
+    per_chunk = CHUNK_BYTES // np.dtype(dtype).itemsize
+    return [rng.standard_normal(per_chunk - 5000).astype(dtype),
+            rng.standard_normal((700, 30)).astype(dtype).T,
+            rng.standard_normal(3).astype(dtype)]
+
+
+def sum_in_rank_order(make, size, dtype):
+    """``make(rank, dtype)``'s lists of arrays, added up element-wise over the ranks 0, 1, ..., size-1."""
+    totals = make(0, dtype)
+    for rank in range(1, size):
+        totals = [total + array for total, array in zip(totals, make(rank, dtype))]
+    return totals
+
+
 def all_reduce_rank(out_dir, communicator):
     found = {"rank": communicator.rank, "size": communicator.size, "sums_in_rank_order": True}
     for dtype in (np.float32, np.float64):
         buffers = rank_buffers(communicator.rank, dtype)
-        for index, buffer in enumerate(buffers):
+        for buffer in buffers:
             communicator.allreduce_sum(buffer)
-            expected = rank_buffers(0, dtype)[index]
-            for rank in range(1, communicator.size):
-                expected = expected + rank_buffers(rank, dtype)[index]
-            found["sums_in_rank_order"] &= bool(np.array_equal(buffer, expected))
+        arrays = rank_arrays(communicator.rank, dtype)
+        communicator.allreduce_arrays(arrays)
+        for make, summed in ((rank_buffers, buffers), (rank_arrays, arrays)):
+            expected = sum_in_rank_order(make, communicator.size, dtype)
+            found["sums_in_rank_order"] &= all(np.array_equal(a, b) for a, b in zip(summed, expected))
     found["gathered"] = communicator.allgather(10.0 * communicator.rank)
     with open(os.path.join(out_dir, f"rank{communicator.rank}.json"), "w") as out:
         json.dump(found, out)
@@ -101,5 +120,11 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"SharedMemoryGroup: expected a positive number of ranks, got 0"):
         SharedMemoryGroup(0, multiprocessing.get_context("spawn"))
     communicator = SharedMemoryCommunicator(SharedMemoryGroup(1, multiprocessing.get_context("spawn")), 0)
-    with pytest.raises(TypeError, match=r"allreduce_sum: expected a contiguous NumPy buffer, got list"):
+    with pytest.raises(TypeError, match=r"allreduce_arrays: expected NumPy arrays, got list"):
         communicator.allreduce_sum([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"allreduce_arrays: expected arrays that fill one block of memory, got one "
+                                         r"of shape \(2,\) with strides \(16,\)"):
+        communicator.allreduce_arrays([np.ones(4)[::2]])
+    with pytest.raises(TypeError, match=r"allreduce_arrays: expected arrays of one dtype, got \['float32', "
+                                        r"'float64'\]"):
+        communicator.allreduce_arrays([np.ones(2, np.float32), np.ones(2)])

@@ -12,12 +12,17 @@ flat buffer, so that one all-reduce call does the whole exchange:
     pack -> all-reduce (sum) -> unpack
 
 A communicator needs only ``rank``, ``size``, ``allreduce_sum`` (in place on
-a flat array) and ``allgather`` (one float per rank, for checks).
+a flat array) and ``allgather`` (one float per rank, for checks).  Data
+parallel calls ``allreduce_arrays``, whose default does the three steps
+above; a communicator that can sum the arrays where they lie, without the
+packed copy, overrides it (``processes.py``).
 """
 import abc
 import threading
 
 import numpy as np
+
+from ..backend import get_array_module
 
 DEFAULT_TIMEOUT = 60.0  # seconds a rank waits for the others before giving up
 
@@ -39,6 +44,12 @@ class Communicator(abc.ABC):
     @abc.abstractmethod
     def allgather(self, value):
         """The list of every rank's ``value`` (a float), in rank order."""
+
+    def allreduce_arrays(self, arrays):
+        """Replace each of ``arrays`` in place by its sum over all ranks, in one all-reduce."""
+        buffer = pack(arrays, get_array_module(arrays[0]))
+        self.allreduce_sum(buffer)
+        unpack(buffer, arrays)
 
 
 class SingleDevice(Communicator):

@@ -18,7 +18,7 @@ import json
 import numpy as np
 
 from ..backend import get_array_module
-from .communicator import CommunicatorError, pack, unpack
+from .communicator import CommunicatorError
 
 
 def shard_bounds(batch_size, size, rank):
@@ -42,12 +42,9 @@ def allreduce_gradients(communicator, parameters, extras):
     Returns the summed ``extras`` (e.g. the loss and the correct count) as a NumPy array.
     """
     grads = [p.grad for p in parameters]
-    xp = get_array_module(grads[0])
-    buffer = pack(grads + [xp.asarray(extras, dtype=grads[0].dtype)], xp)
-    communicator.allreduce_sum(buffer)
-    unpack(buffer, grads)
-    summed = buffer[-len(extras):]
-    return summed.get() if hasattr(summed, "get") else summed
+    extras = get_array_module(grads[0]).asarray(extras, dtype=grads[0].dtype)
+    communicator.allreduce_arrays(grads + [extras])
+    return extras.get() if hasattr(extras, "get") else extras
 
 
 def checksum(arrays):
