@@ -8,6 +8,9 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from minivgg.parallel.processes import CHUNK_BYTES
 from test_parallel import batches, make_trainer, max_relative_difference
 
 HANG_GUARD_SECONDS = 300   # a hung launch fails the test instead of the whole suite (not a timing)
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(autouse=True)
@@ -107,6 +111,36 @@ def test_a_failing_rank_stops_the_others_and_is_named():
     with pytest.raises(RankFailed, match=r"launch: rank 1 of 2 exited with code 1 \(its error is above\); the "
                                          r"other ranks were stopped"):
         launch(failing_rank, (), 2, timeout=HANG_GUARD_SECONDS + 60)
+
+
+def sleeping_rank(out_dir, communicator):
+    """A rank that only says it is running, then sleeps (until its launcher dies, for the test below)."""
+    with open(os.path.join(out_dir, f"rank{communicator.rank}.pid"), "w") as out:
+        out.write(str(os.getpid()))
+    time.sleep(HANG_GUARD_SECONDS)
+
+
+def running(pid):
+    """Whether process ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_ranks_end_when_their_launcher_is_killed(tmp_path):
+    launcher = subprocess.Popen([sys.executable, "-c", f"import sys; sys.path.insert(0, {HERE!r}); "
+                                 f"import test_processes as t; t.launch(t.sleeping_rank, ({str(tmp_path)!r},), 2)"])
+    pids = [tmp_path / f"rank{rank}.pid" for rank in range(2)]
+    while not all(path.exists() and path.read_text() for path in pids):
+        time.sleep(0.1)
+    ranks = [int(path.read_text()) for path in pids]
+    assert all(map(running, ranks))
+    launcher.kill()   # SIGKILL: the launcher cannot stop its ranks itself
+    launcher.wait()
+    while any(map(running, ranks)):
+        time.sleep(0.1)
 
 
 def test_a_rank_alone_times_out_with_a_clear_error():

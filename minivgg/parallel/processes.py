@@ -29,6 +29,7 @@ rank writes its slot or the result area again only after the next chunk's
 first barrier, which no rank passes before all have finished step 3.
 """
 import multiprocessing
+import os
 import threading
 from multiprocessing.connection import wait as wait_for_any
 
@@ -161,8 +162,16 @@ def launch(target, args, size, timeout=DEFAULT_TIMEOUT):
 
 
 def run_rank(group, rank, target, args):
+    threading.Thread(target=exit_with_parent, name="minivgg-rank-watch", daemon=True).start()
     share_cores(group.size)
     target(*args, SharedMemoryCommunicator(group, rank))
+
+
+def exit_with_parent():
+    """End this rank when the process that launched it ends, however it ends (killed too): no rank
+    goes on training alone."""
+    wait_for_any([multiprocessing.parent_process().sentinel])
+    os._exit(1)
 
 
 def wait_for_ranks(ranks):
