@@ -145,7 +145,7 @@ def test_the_ranks_end_when_their_launcher_is_killed(tmp_path):
 
 def test_a_rank_alone_times_out_with_a_clear_error():
     group = SharedMemoryGroup(2, multiprocessing.get_context("spawn"), timeout=0.2)
-    with pytest.raises(CommunicatorError, match=r"allreduce_sum: rank 0 of 2 waited 0.2 s for the other ranks; "
+    with pytest.raises(CommunicatorError, match=r"allreduce: rank 0 of 2 waited 0.2 s for the other ranks; "
                                                 r"one of them died or is stuck"):
         SharedMemoryCommunicator(group, 0).allreduce_sum(np.ones(3))
 

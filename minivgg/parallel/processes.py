@@ -95,13 +95,13 @@ class SharedMemoryCommunicator(Communicator):
         slots = self.memory[:, :(stop - start) * flats[0].itemsize].view(flats[0].dtype)   # the slots, the result
         for piece, offset in pieces(flats, start, stop):
             slots[self.rank, offset:offset + piece.size] = piece
-        self.barrier("allreduce_sum")
+        self.barrier("allreduce")
         first, last = even_part(stop - start, self.size, self.rank)
         part, result = slots[:self.size, first:last], slots[self.size, first:last]
         np.copyto(result, part[0])
         for slot in part[1:]:
             result += slot
-        self.barrier("allreduce_sum")
+        self.barrier("allreduce")
         for piece, offset in pieces(flats, start, stop):
             piece[...] = slots[self.size, offset:offset + piece.size]
 
