@@ -121,6 +121,9 @@ def parse_args(argv=None):
         parser.error("argument --warm-start: cannot be combined with --resume (a resumed run has its own weights)")
     if args.processes > 1 and args.distributed:
         parser.error("argument --processes: cannot be combined with --distributed (MPI starts the processes there)")
+    if args.processes > args.batch_size:
+        parser.error(f"argument --processes: each of the {args.processes} ranks needs an image of every batch, "
+                     f"got --batch-size {args.batch_size}")
     if args.processes > 1 and args.device != "cpu":
         parser.error(f"argument --processes: runs CPU ranks, got --device {args.device}; on GPUs use mpiexec "
                      f"with --distributed")
@@ -204,7 +207,8 @@ def check_ranks(args, communicator, meta, loader):
                                             "--epochs": args.epochs, "--resume": args.resume})
     problem = parallel.check_batches_split(len(loader.labels), args.batch_size, communicator.size)
     if problem:
-        fail(f"--distributed: {problem}; choose --batch-size and --limit so that every batch has at least "
+        flag = f"--processes {args.processes}" if args.processes > 1 else "--distributed"
+        fail(f"{flag}: {problem}; choose --batch-size and --limit so that every batch has at least "
              f"{communicator.size} images")
 
 

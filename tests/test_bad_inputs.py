@@ -121,6 +121,8 @@ TRAIN_FLAGS = [
     (["--processes", "0"], r"argument --processes: expected an integer >= 1, got '0'"),
     (["--final-cut", "-1"], r"argument --final-cut: expected an integer >= 0, got '-1'"),
     (["--processes", "2", "--distributed"], r"argument --processes: cannot be combined with --distributed"),
+    (["--processes", "3", "--batch-size", "2"], r"argument --processes: each of the 3 ranks needs an image of every "
+                                                r"batch, got --batch-size 2"),
     (["--processes", "2", "--device", "cuda"], r"argument --processes: runs CPU ranks, got --device cuda; on "
                                                r"GPUs use mpiexec with --distributed"),
 ]

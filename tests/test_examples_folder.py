@@ -79,6 +79,13 @@ def test_a_failing_rank_ends_the_run_with_its_error_and_a_one_line_summary(runs,
         "train_vgg_a.py: error: --processes 2: launch: rank ")
 
 
+def test_a_last_batch_too_small_for_the_ranks_names_processes(runs, tmp_path):
+    result = run_script("train_vgg_a.py", *SMALL_RUN, "--data", runs["folder"], "--limit", "33",
+                        "--processes", "2", "--out", tmp_path, expect_failure=True)
+    assert ("error: --processes 2: the last batch of each epoch holds 1 samples (33 samples in batches of 8), "
+            "fewer than the 2 ranks") in result.stderr
+
+
 def test_resume_continues_the_folder_run(runs):
     assert "resumed from epoch 2" in runs["resumed"]
     assert [line.split(":")[0] for line in epoch_lines(runs["resumed"])] == ["epoch 3/3"]
