@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 
+import minivgg  # before NumPy, as a user's script would: it sets OpenBLAS's thread timeout (minivgg/__init__.py)
 import numpy as np
 
 

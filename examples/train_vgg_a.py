@@ -92,7 +92,8 @@ def build_parser():
                              "--distributed (with --device cuda, one GPU per process and NCCL all-reduce)")
     parser.add_argument("--processes", type=cli.integer(1), default=1, metavar="N",
                         help="data parallel over N processes of this machine, each with its share of the cores "
-                             "(CPU only; no MPI needed): on 2 cores, 2 processes train faster than 1")
+                             "(CPU only; no MPI needed). On 2 cores, 2 processes train the default run 1.1-1.2x as "
+                             "fast as 1, but VGG-A at width 1 at 0.72x (benchmarks/results/parallel.md)")
     parser.add_argument("--comm-timeout", type=cli.number(0), default=60.0,
                         help="with --distributed or --processes: seconds a rank waits for the others before the "
                              "job is aborted "
