@@ -6,8 +6,10 @@
 cores (``share_cores``) that takes its shard of every batch, as under
 ``mpiexec``.  Why processes and not threads: NumPy lets go of the GIL only
 inside its loops, and a step of a small network is many short loops, so two
-replicas in two threads of one process ran only 1.13-1.19x one process,
-where two processes ran 1.2-1.45x (``benchmarks/results/parallel.md``).
+replicas in two threads of one process ran only 1.13-1.19x one process.  Two
+processes train the default run 1.1-1.2x as fast as one on 2 cores; at the
+paper's widths, where one process's BLAS already keeps both cores busy, they
+are slower (``benchmarks/results/parallel.md``).
 
 The ranks all-reduce through memory that they all map (a
 ``multiprocessing.RawArray``): a slot per rank and a result area, each of
