@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from minivgg.parallel import CommunicatorError, RankFailed, SharedMemoryCommunicator, SharedMemoryGroup, launch
-from minivgg.parallel.processes import CHUNK_BYTES
+from minivgg.parallel.processes import CHUNK_BYTES, print_once
 from test_parallel import batches, make_trainer, max_relative_difference
 
 HANG_GUARD_SECONDS = 300   # a hung launch fails the test instead of the whole suite (not a timing)
@@ -111,6 +111,24 @@ def test_a_failing_rank_stops_the_others_and_is_named():
     with pytest.raises(RankFailed, match=r"launch: rank 1 of 2 exited with code 1 \(its error is above\); the "
                                          r"other ranks were stopped"):
         launch(failing_rank, (), 2, timeout=HANG_GUARD_SECONDS + 60)
+
+
+def refusing_rank(communicator):
+    raise SystemExit("script.py: error: a setting every rank refuses")
+
+
+def test_a_one_line_error_that_every_rank_meets_is_printed_once(capfd):
+    with pytest.raises(RankFailed, match=r"launch: rank \d of 3 exited with code 1"):
+        launch(refusing_rank, (), 3)
+    assert capfd.readouterr().err.count("script.py: error: a setting every rank refuses") == 1
+
+
+def test_print_once_prints_each_distinct_line_in_turn(capsys):
+    errors = multiprocessing.get_context("spawn").SimpleQueue()
+    for line in ("rank error A", "rank error B", "rank error A"):
+        errors.put(line)
+    print_once(errors)
+    assert capsys.readouterr().err.splitlines() == ["rank error A", "rank error B"]
 
 
 def sleeping_rank(out_dir, communicator):

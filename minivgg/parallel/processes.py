@@ -32,6 +32,7 @@ first barrier, which no rank passes before all have finished step 3.
 """
 import multiprocessing
 import os
+import sys
 import threading
 from multiprocessing.connection import wait as wait_for_any
 
@@ -146,11 +147,14 @@ def launch(target, args, size, timeout=DEFAULT_TIMEOUT):
     ``target`` must be importable by name (a module's function: the ranks
     are started fresh, with ``spawn``).  Each rank first takes its share of
     the cores.  When a rank fails, the others are stopped at once and
-    RankFailed names the first that failed; its own error is on stderr.
+    RankFailed names the first that failed; its own error is on stderr.  A
+    one-line error (``SystemExit("...")``, as a script's bad setting) that
+    several ranks meet is printed once.
     """
     context = multiprocessing.get_context("spawn")
     group = SharedMemoryGroup(size, context, timeout)
-    ranks = [context.Process(target=run_rank, args=(group, rank, target, args), name=f"rank {rank}")
+    errors = context.SimpleQueue()
+    ranks = [context.Process(target=run_rank, args=(group, rank, target, args, errors), name=f"rank {rank}")
              for rank in range(size)]
     try:
         for process in ranks:
@@ -161,12 +165,29 @@ def launch(target, args, size, timeout=DEFAULT_TIMEOUT):
             if process.is_alive():
                 process.terminate()
             process.join()
+        print_once(errors)
 
 
-def run_rank(group, rank, target, args):
+def print_once(errors):
+    """Print each distinct one-line error that the ranks put in the queue ``errors``, in turn, to stderr."""
+    printed = []
+    while not errors.empty():
+        line = errors.get()
+        if line not in printed:
+            print(line, file=sys.stderr, flush=True)
+            printed.append(line)
+
+
+def run_rank(group, rank, target, args, errors):
     threading.Thread(target=exit_with_parent, name="minivgg-rank-watch", daemon=True).start()
     share_cores(group.size)
-    target(*args, SharedMemoryCommunicator(group, rank))
+    try:
+        target(*args, SharedMemoryCommunicator(group, rank))
+    except SystemExit as error:
+        if not isinstance(error.code, str):
+            raise
+        errors.put(error.code)   # the launcher prints it, once however many ranks meet it
+        raise SystemExit(1) from None
 
 
 def exit_with_parent():
