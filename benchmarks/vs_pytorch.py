@@ -152,7 +152,7 @@ class ProcessesRunner:
     """
 
     def __init__(self, ours, shape, processes):
-        self.ours, self.what, self.net, self.x, self.labels = ours, ours.what, ours.net, ours.x, ours.labels
+        self.what, self.net, self.x, self.labels = ours.what, ours.net, ours.x, ours.labels
         context = multiprocessing.get_context("spawn")
         self.group = group = SharedMemoryGroup(processes, context)   # kept: the ranks open its semaphores late
         self.pipes, self.ranks = [], []
