@@ -55,6 +55,7 @@ CONFIGS = {
     "default": ("A", 0.25, 1, 32, 64, "train"),
     "default-2p": ("A", 0.25, 1, 32, 64, "train"),
     "default-b128": ("A", 0.25, 1, 32, 128, "train"),
+    "default-b2": ("A", 0.25, 1, 32, 2, "train"),
     "A-w1": ("A", 1.0, 3, 32, 64, "train"),
     "D-w1": ("D", 1.0, 3, 32, 64, "train"),
     "A-224": ("A", 1.0, 3, 224, 8, "train"),
@@ -65,6 +66,7 @@ DESCRIPTIONS = {
     "default": "the default run: VGG-A width 0.25, 1x32x32, batch 64, training step",
     "default-2p": "the default run in 2 processes (`--processes 2`), training step",
     "default-b128": "the default run at batch 128, training step",
+    "default-b2": "the default run at batch 2, training step (its fixed cost)",
     "A-w1": "VGG-A width 1, 3x32x32, batch 64, training step",
     "D-w1": "VGG-D width 1, 3x32x32, batch 64, training step",
     "A-224": "VGG-A width 1, 3x224x224, batch 8, training step",
@@ -367,6 +369,27 @@ def openblas_environment():
     return "; ".join(settings + [f"OpenBLAS kernels {', '.join(map(str, kernels))}"])
 
 
+def fixed_and_per_image(results, small="default-b2", large="default"):
+    """The default run's step split into a fixed cost and a cost per image, each library's, from its rows at
+    two batch sizes (step = fixed + batch * per image, through both medians), PyTorch in the layout that is
+    better at the large batch; None unless both rows ran."""
+    rows = {r["name"]: r for r in results}
+    if small not in rows or large not in rows:
+        return None
+    batches = CONFIGS[small][4], CONFIGS[large][4]
+    split = {}
+    for library in ("minivgg", rows[large]["best_torch"]):
+        t_small, t_large = (1000 * statistics.median(rows[name]["times"][library]) for name in (small, large))
+        per_image = (t_large - t_small) / (batches[1] - batches[0])
+        split[library] = (t_small - batches[0] * per_image, per_image)
+    (ours_fixed, ours_image), (torch_fixed, torch_image) = split.values()
+    return (f"The default run's step as a fixed cost plus a cost per image (its batch-{batches[0]} and "
+            f"batch-{batches[1]} rows): minivgg {ours_fixed:.1f} ms + {ours_image:.3f} ms an image, PyTorch "
+            f"({rows[large]['best_torch']}) {torch_fixed:.1f} ms + {torch_image:.3f} ms an image; minivgg's speed "
+            f"over PyTorch's: {torch_fixed / ours_fixed:.2f} on the fixed cost, {torch_image / ours_image:.2f} "
+            f"per image.")
+
+
 def report(results, layers, memory, rounds, warmup, settle):
     lines = [environment(), f"median (min-max) ms over {rounds} alternated rounds after {warmup} warm-up, "
              f"each timed step after {settle} untimed step(s) of the same library", ""]
@@ -376,6 +399,9 @@ def report(results, layers, memory, rounds, warmup, settle):
         t = r["times"]
         lines.append(f"| {DESCRIPTIONS[r['name']]} | {ms(t['minivgg'])} | {ms(t['torch NCHW'])} | "
                      f"{ms(t['torch channels_last'])} | **{r['ratio']:.2f}** |")
+    split = fixed_and_per_image(results)
+    if split:
+        lines += ["", split]
     for name, rows in layers.items():
         lines += ["", f"Per convolution of {LAYER_SETS[name][0]}, forward + backward, PyTorch channels_last:", "",
                   "| layer | minivgg ms | PyTorch ms | minivgg speed / PyTorch |", "|---|---|---|---|"]

@@ -116,3 +116,44 @@ def test_vs_pytorch_times_the_default_run_in_two_processes_beside_pytorch():
     row = next(line for line in result.stdout.splitlines() if "in 2 processes (`--processes 2`)" in line)
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert len(cells) == 5 and float(cells[4].strip("*")) > 0, row
+
+
+def test_small_layer_variants_are_checked_against_the_rule_then_timed():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "small_layers.py"), "--quick", "--chunks", "1",
+                             "3"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in result.stdout.splitlines()
+            if line.startswith("| ")]
+    assert rows[0][:4] == ["layer", "rule's algorithm", "images per chunk", "rule ms"]
+    layers = [row[0] for row in rows[1:]]
+    assert layers == [layer for layer in ("1->16 @32x32", "16->32 @16x16", "32->64 @8x8", "64->64 @8x8",
+                                          "64->128 @4x4", "128->128 @4x4") for _ in range(2)]
+    assert all(float(row[-1]) <= 1e-4 for row in rows[1:])   # both variants agree with the rule before timing
+
+
+def test_small_layer_variants_compute_the_convolution_in_any_chunking(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import numpy as np
+    from small_layers import rows_conv, shifted_conv
+    from minivgg.functions.conv import conv2d_forward
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 3, 7, 4))        # NHWC, an odd batch and an oblong map
+    w = rng.standard_normal((6, 4, 3, 3))
+    want = conv2d_forward(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), w, None, 1, 1)[0]
+    for variant in (shifted_conv, rows_conv):
+        for chunk in (1, 2, 5, 8):
+            got = variant(x, w, chunk).transpose(0, 3, 1, 2)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_the_default_step_splits_into_a_fixed_cost_and_a_cost_per_image(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import vs_pytorch
+    # step = fixed + batch * per image: minivgg 9 ms + 0.5 ms an image, PyTorch 4 ms + 0.25 ms an image
+    results = [{"name": name, "best_torch": "torch channels_last",
+                "times": {"minivgg": [(9 + batch * 0.5) / 1000], "torch channels_last": [(4 + batch * 0.25) / 1000]}}
+               for name, batch in (("default-b2", 2), ("default", 64))]
+    line = vs_pytorch.fixed_and_per_image(results)
+    assert "minivgg 9.0 ms + 0.500 ms an image" in line and "4.0 ms + 0.250 ms an image" in line
+    assert "0.44 on the fixed cost, 0.50 per image" in line
+    assert vs_pytorch.fixed_and_per_image(results[1:]) is None
