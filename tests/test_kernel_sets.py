@@ -87,7 +87,12 @@ def test_a_forward_that_no_backward_follows_pools_without_the_winners_positions(
         assert calls == {"max_pool_values": 5}
         trained = model(x).data
         assert calls == {"max_pool_values": 5, "max_pool_forward": 5}
-    np.testing.assert_array_equal(evaluated, trained)
+    with no_grad():
+        evaluated_features = model.features(x).data
+    np.testing.assert_array_equal(evaluated_features, model.features(x).data)   # the pools: bit for bit
+    # the classifier's evaluation forward may make its products transposed (minivgg/functions/linear.py), which
+    # BLAS may sum in another order: float32 rounding of 256-term sums, far below 1e-5 of the output's size
+    assert np.abs(evaluated - trained).max() <= 1e-5 * np.abs(trained).max()
 
 
 def test_override_is_undone_when_the_block_raises():

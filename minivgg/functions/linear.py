@@ -8,8 +8,13 @@ outputs go to reused workspaces (``kernels/workspace.py``).
 
 A forward that no backward follows (evaluation), with at least 8 times as
 many outputs as rows of x, computes the transposed product, y.T = w @ x.T,
-and hands out its transposed view: the same numbers, and OpenBLAS shares a
+and hands out its transposed view: the same products, and OpenBLAS shares a
 product of many weight rows and few batch rows out better over its threads.
+BLAS may add each dot product up in another order then, so the result
+equals a training forward's to float rounding, not always bit for bit
+(with OpenBLAS's AVX-512 kernels VGG-A's output differed by 3e-6 of its
+size in float32, the next layer meeting a transposed input; with its AVX2
+kernels, not at all).
 Measured on the 2-core AVX-512 EPYC (float32): (64, 4096) @ (4096, 4096)
 8.4 -> 6.6 ms, (64, 512) @ (512, 4096) 1.00 -> 0.69 ms, (64, 1024) @
 (1024, 1024) 0.51 -> 0.36 ms, (8, 4096) @ (4096, 4096) 5.0 -> 3.0 ms; VGG-A
