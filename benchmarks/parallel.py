@@ -23,7 +23,6 @@ import argparse
 import importlib.util
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import time
 
 import minivgg  # before NumPy, as a user's script would: it sets OpenBLAS's thread timeout (minivgg/__init__.py)
 import numpy as np
+
+from minivgg.parallel import find_mpiexec
 
 
 def parse_args(argv=None):
@@ -149,7 +150,7 @@ def measure(args, threads, processes, library="minivgg"):
     if library == "launch":
         command += ["--processes", str(processes)]
     elif processes > 1:
-        command = ["mpiexec", "-n", str(processes)] + command + ["--mpi"]
+        command = [find_mpiexec(), "-n", str(processes)] + command + ["--mpi"]
     if library == "torch":
         command.append("--torch")
     names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MINIVGG_THREADS")
@@ -165,7 +166,7 @@ def main(argv=None):
     if args.worker:
         return worker(args)
     setups = [("1 process, default threads", None, 1, "minivgg"), ("1 process x 1 thread", 1, 1, "minivgg")]
-    if shutil.which("mpiexec") and importlib.util.find_spec("mpi4py"):
+    if find_mpiexec():
         setups.append(("2 MPI processes, cores shared", None, 2, "minivgg"))
     setups.append(("2 processes (--processes 2)", None, 2, "launch"))
     if importlib.util.find_spec("torch"):

@@ -1,11 +1,12 @@
 """The kernel benchmark runs end to end and prints its table (no timing is asserted)."""
 import importlib.util
 import pathlib
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from minivgg.parallel import find_mpiexec
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -103,7 +104,7 @@ def test_parallel_benchmark_times_each_set_up_and_pytorch_beside_them():
     rows = {line[:30].strip(): line[30:].split() for line in lines[lines.index(header) + 1:]}
     expected = {"1 process, default threads", "1 process x 1 thread", "2 processes (--processes 2)",
                 "PyTorch, 1 process"}
-    if shutil.which("mpiexec") and importlib.util.find_spec("mpi4py"):
+    if find_mpiexec():
         expected.add("2 MPI processes, cores shared")
     assert set(rows) == expected
     assert rows["PyTorch, 1 process"][3] == "1.00x" and rows["1 process, default threads"][2] == "1.00x"

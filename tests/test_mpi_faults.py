@@ -11,7 +11,6 @@ printed (pytest -s shows it).
 """
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,14 +20,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from minivgg.parallel import find_mpiexec
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN = os.path.join(HERE, os.pardir, "examples", "train_vgg_a.py")
 FAULTS = os.path.join(HERE, "mpi_faults.py")
 LIMIT_S = 30
 
+MPIEXEC = find_mpiexec()
 pytestmark = pytest.mark.skipif(
-    shutil.which("mpiexec") is None or __import__("importlib").util.find_spec("mpi4py") is None,
-    reason="MPI is not installed (pip install -e '.[dist]' brings mpi4py and mpich)")
+    MPIEXEC is None, reason="no mpiexec beside this Python or on PATH, or no mpi4py (pip install -e '.[dist]' "
+                            "brings mpi4py and mpich)")
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def fault_time(stderr):
     ("stop-at-end", 1, r"rank 0 of 2: CommunicatorError: MPI allgather: rank 0 of 2 waited 5 s"),
 ], ids=["rank-1-raises", "rank-0-stopped-while-training", "rank-1-stopped-after-training"])
 def test_a_fault_on_one_rank_aborts_the_job_with_its_message(tmp_path, folder, fault, rank, message):
-    command = ["mpiexec", "-n", "2", sys.executable, FAULTS, fault, str(rank), "3", "--", *flags(folder, tmp_path)]
+    command = [MPIEXEC, "-n", "2", sys.executable, FAULTS, fault, str(rank), "3", "--", *flags(folder, tmp_path)]
     status, stderr, end = run_job(command)
     assert status != 0
     assert re.search(message, stderr), stderr[-3000:]
@@ -87,7 +89,7 @@ def test_a_fault_on_one_rank_aborts_the_job_with_its_message(tmp_path, folder, f
 
 def test_ranks_started_with_different_settings_stop_before_training(tmp_path, folder):
     rank = [sys.executable, TRAIN, *flags(folder, tmp_path)]
-    status, stderr, _ = run_job(["mpiexec", "-n", "1", *rank, "--limit", "40", ":", "-n", "1", *rank, "--limit", "48"])
+    status, stderr, _ = run_job([MPIEXEC, "-n", "1", *rank, "--limit", "40", ":", "-n", "1", *rank, "--limit", "48"])
     assert status != 0
     assert re.search(r"rank \d of 2 disagrees with other ranks on --limit \(this rank has (40|48); ranks \[\d\] "
                      r"have another value\)", stderr), stderr[-3000:]
@@ -97,7 +99,7 @@ def test_ranks_started_with_different_settings_stop_before_training(tmp_path, fo
 def test_a_bad_flag_on_one_rank_ends_the_job_at_once(tmp_path, folder):
     rank = [sys.executable, TRAIN, *flags(folder, tmp_path)]
     start = time.time()
-    status, stderr, end = run_job(["mpiexec", "-n", "1", *rank, ":", "-n", "1", *rank, "--lr", "nan"])
+    status, stderr, end = run_job([MPIEXEC, "-n", "1", *rank, ":", "-n", "1", *rank, "--lr", "nan"])
     assert status != 0
     assert "argument --lr: expected a finite number > 0, got 'nan'" in stderr
     assert "rank 1 of 2: exited with status 2" in stderr

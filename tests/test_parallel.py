@@ -2,7 +2,6 @@
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -13,8 +12,8 @@ import pytest
 
 from minivgg import models
 from minivgg.optim import SGD, PlateauSchedule
-from minivgg.parallel import (CommunicatorError, InProcessGroup, check_agreement, check_batches_split, pack,
-                              shard_bounds, unpack)
+from minivgg.parallel import (CommunicatorError, InProcessGroup, check_agreement, check_batches_split,
+                              find_mpiexec, pack, shard_bounds, unpack)
 from minivgg.train import Trainer
 
 HERE = os.path.dirname(__file__)
@@ -183,15 +182,32 @@ def test_nccl_in_one_process_without_gpus_is_a_clear_error():
         NcclInProcessGroup([0, 1])
 
 
+def test_the_mpiexec_beside_this_python_comes_before_the_one_on_path(tmp_path, monkeypatch):
+    pytest.importorskip("mpi4py", reason="find_mpiexec looks for mpiexec only where mpi4py is installed")
+    beside, on_path = tmp_path / "venv-bin", tmp_path / "path-bin"
+    for folder in (beside, on_path):
+        folder.mkdir()
+        (folder / "mpiexec").write_text("#!/bin/sh\n")
+        (folder / "mpiexec").chmod(0o755)
+    monkeypatch.setenv("PATH", str(on_path))
+    monkeypatch.setattr(sys, "executable", str(beside / "python"))
+    assert find_mpiexec() == str(beside / "mpiexec")      # a virtual environment's, active or not
+    (beside / "mpiexec").unlink()
+    assert find_mpiexec() == str(on_path / "mpiexec")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_mpiexec() is None
+
+
+MPIEXEC = find_mpiexec()
 needs_mpi = pytest.mark.skipif(
-    shutil.which("mpiexec") is None or __import__("importlib").util.find_spec("mpi4py") is None,
-    reason="MPI is not installed (pip install -e '.[dist]' brings mpi4py and mpich)")
+    MPIEXEC is None, reason="no mpiexec beside this Python or on PATH, or no mpi4py (pip install -e '.[dist]' "
+                            "brings mpi4py and mpich)")
 
 
 @needs_mpi
 def test_under_mpiexec_two_processes_train_like_one(tmp_path):
     out = tmp_path / "mpi.json"
-    subprocess.run(["mpiexec", "-n", "2", sys.executable, os.path.join(HERE, "mpi_equality.py"), str(out)],
+    subprocess.run([MPIEXEC, "-n", "2", sys.executable, os.path.join(HERE, "mpi_equality.py"), str(out)],
                    check=True, timeout=300)
     result = json.loads(out.read_text())
     assert result["ranks"] == 2 and result["ranks_here"] == 2

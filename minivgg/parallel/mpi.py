@@ -17,7 +17,9 @@ in ``MPI_Finalize``).  ``abort_on_error()`` turns any exception on any rank
 into an ``MPI_Abort`` of the job, after printing the rank's message.
 """
 import contextlib
+import importlib.util
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -29,6 +31,16 @@ from .communicator import DEFAULT_TIMEOUT, Communicator, CommunicatorError
 SPIN_SECONDS = 0.05  # a collective's wait polls without sleeping this long (a core for each rank here)
 POLL_SECONDS = 0.001
 ABORT_GRACE_SECONDS = 1.0  # time for mpiexec to forward an aborting rank's last lines
+
+
+def find_mpiexec():
+    """The ``mpiexec`` that starts MPI jobs of this Python: the one installed beside it (pip's mpich puts it
+    in a virtual environment's bin/, which is on PATH only while the environment is active), else the one
+    on PATH; None where there is none, or no mpi4py."""
+    if importlib.util.find_spec("mpi4py") is None:
+        return None
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return beside if os.access(beside, os.X_OK) else shutil.which("mpiexec")
 
 
 def import_mpi():
